@@ -1,0 +1,362 @@
+//! The handle producers hold, its builder, and the guard that flushes on drop.
+//!
+//! Pushing never blocks: a full queue (or a sender that is gone) drops the
+//! record and counts it. Only [`Emitter::flush`] waits, for a bounded time,
+//! which is what a Lambda handler needs before the sandbox freezes.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::address::{AddressError, DaemonAddress};
+use crate::id::SegmentId;
+use crate::outbox::Transport;
+use crate::record::{Key, Record};
+use crate::sender::{self, Pacing, Shared};
+use crate::socket::{DaemonSocket, Target};
+use crate::stats::{Counters, Stats};
+use crate::table::TableConfig;
+
+/// Why the emitter did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// `AWS_XRAY_DAEMON_ADDRESS` is not a valid address.
+    Address(AddressError),
+    /// The sender thread could not be spawned.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Address(e) => e.fmt(f),
+            StartError::Spawn(e) => write!(f, "cannot start the X-Ray sender thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Address(e) => Some(e),
+            StartError::Spawn(e) => Some(e),
+        }
+    }
+}
+
+/// The result of [`Emitter::flush`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flushed {
+    /// Everything enqueued before the call has been handed to the socket.
+    pub complete: bool,
+    /// Records still queued when the call returned.
+    pub pending: usize,
+}
+
+/// Configures and starts an [`Emitter`].
+#[derive(Debug, Clone)]
+pub struct EmitterBuilder {
+    target: Option<Target>,
+    queue_capacity: usize,
+    table: TableConfig,
+    max_idle: Duration,
+    report_errors: bool,
+    thread_name: String,
+    guard_timeout: Duration,
+}
+
+impl Default for EmitterBuilder {
+    fn default() -> Self {
+        EmitterBuilder {
+            target: None,
+            queue_capacity: 16 * 1024,
+            table: TableConfig::default(),
+            max_idle: Duration::from_millis(10),
+            report_errors: true,
+            thread_name: "xray-emitter".to_string(),
+            guard_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+impl EmitterBuilder {
+    /// Sends to this address instead of the one in `AWS_XRAY_DAEMON_ADDRESS`.
+    pub fn daemon(mut self, address: SocketAddr) -> Self {
+        self.target = Some(Target::Addr(address));
+        self
+    }
+
+    /// Sends to this daemon address (resolved on the sender thread, retried if it fails).
+    pub fn daemon_address(mut self, address: &DaemonAddress) -> Self {
+        self.target = Some(Target::Host(address.udp.clone()));
+        self
+    }
+
+    /// Records the queue holds (default 16,384, about 1 MiB); a full queue drops and counts.
+    pub fn queue_capacity(mut self, records: usize) -> Self {
+        self.queue_capacity = records.max(1);
+        self
+    }
+
+    /// Spans open at once (default 1,024).
+    pub fn open_spans(mut self, spans: usize) -> Self {
+        self.table.open_spans = spans.max(1);
+        self
+    }
+
+    /// Bytes of string values kept per span (default 2,048).
+    pub fn span_text_bytes(mut self, bytes: usize) -> Self {
+        self.table.text_bytes = bytes;
+        self
+    }
+
+    /// Spans whose closed children wait at once to be nested (default 16; each costs 64 KB).
+    pub fn child_buffers(mut self, buffers: usize) -> Self {
+        self.table.child_buffers = buffers;
+        self
+    }
+
+    /// Longest pause of the sender between drains when idle (default 10 ms).
+    pub fn max_idle(mut self, pause: Duration) -> Self {
+        self.max_idle = pause.max(Duration::from_micros(100));
+        self
+    }
+
+    /// Whether send errors are printed to stderr (at most once a minute; default on).
+    pub fn report_errors(mut self, on: bool) -> Self {
+        self.report_errors = on;
+        self
+    }
+
+    /// Name of the sender thread (default `xray-emitter`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// How long the guard's drop waits for a final flush (default 500 ms).
+    pub fn guard_timeout(mut self, timeout: Duration) -> Self {
+        self.guard_timeout = timeout;
+        self
+    }
+
+    /// Starts the sender thread on a UDP socket to the daemon.
+    pub fn start(self) -> Result<(Emitter, EmitterGuard), StartError> {
+        let target = match self.target.clone() {
+            Some(t) => t,
+            None => Target::Host(DaemonAddress::from_env().map_err(StartError::Address)?.udp),
+        };
+        let report = self.report_errors;
+        self.start_with(move || DaemonSocket::new(target, report))
+    }
+
+    /// Starts the sender thread on a transport of the caller's (tests, benchmarks).
+    pub fn start_with<T, F>(self, make_transport: F) -> Result<(Emitter, EmitterGuard), StartError>
+    where
+        T: Transport,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
+        let shared = Arc::new(Shared::new());
+        let thread_shared = shared.clone();
+        let table = self.table;
+        let pacing = Pacing {
+            max_idle: self.max_idle,
+        };
+        let handle = std::thread::Builder::new()
+            .name(self.thread_name.clone())
+            .spawn(move || sender::run(rx, thread_shared, table, pacing, make_transport()))
+            .map_err(StartError::Spawn)?;
+        let _ = shared.thread.set(handle.thread().clone());
+        let emitter = Emitter {
+            inner: Arc::new(Inner {
+                tx,
+                shared,
+                join: Mutex::new(Some(handle)),
+            }),
+        };
+        let guard = EmitterGuard {
+            emitter: emitter.clone(),
+            timeout: self.guard_timeout,
+        };
+        Ok((emitter, guard))
+    }
+}
+
+struct Inner {
+    tx: Sender<Record>,
+    shared: Arc<Shared>,
+    join: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A cheap, cloneable handle to the queue and the sender thread.
+#[derive(Clone)]
+pub struct Emitter {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emitter")
+            .field("queued", &self.inner.tx.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Emitter {
+    /// A builder with the defaults (daemon address from `AWS_XRAY_DAEMON_ADDRESS`).
+    pub fn builder() -> EmitterBuilder {
+        EmitterBuilder::default()
+    }
+
+    /// Enqueues a record; never blocks. Returns `false` (and counts a drop)
+    /// when the queue is full or the sender is gone.
+    #[inline]
+    pub fn push(&self, record: Record) -> bool {
+        match self.inner.tx.try_send(record) {
+            Ok(()) => true,
+            Err(e) => {
+                self.dropped(matches!(e, TrySendError::Full(_)));
+                false
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn dropped(&self, full: bool) {
+        Counters::add(&self.inner.shared.counters.records_dropped, 1);
+        if full {
+            self.inner.shared.wake();
+        }
+    }
+
+    /// Enqueues a string field, in as many records as it takes (see
+    /// [`Record::split_str`]). Returns `false` if any of them was dropped.
+    pub fn push_str(&self, span: SegmentId, key: Key, value: &str) -> bool {
+        let mut all = true;
+        let cut = Record::split_str(span, key, value, |r| all &= self.push(r));
+        if cut {
+            Counters::add(&self.inner.shared.counters.values_truncated, 1);
+        }
+        all
+    }
+
+    /// Counts a span that was not sent because its trace is not sampled.
+    pub fn count_unsampled(&self) {
+        Counters::add(&self.inner.shared.counters.spans_unsampled, 1);
+    }
+
+    /// Counts a span that was not sent because it belongs to no trace.
+    pub fn count_untraced(&self) {
+        Counters::add(&self.inner.shared.counters.spans_untraced, 1);
+    }
+
+    /// Records waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.inner.tx.len()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.counters.snapshot()
+    }
+
+    /// Waits until everything enqueued before this call has been handed to
+    /// the socket, or `timeout` has passed.
+    pub fn flush(&self, timeout: Duration) -> Flushed {
+        let shared = &self.inner.shared;
+        if !shared.running.load(Ordering::Acquire) && self.inner.join_finished() {
+            return Flushed {
+                complete: self.inner.tx.is_empty(),
+                pending: self.inner.tx.len(),
+            };
+        }
+        let ticket = shared.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        shared.wake();
+        let deadline = Instant::now() + timeout;
+        let mut done = shared.flush_done.lock().unwrap_or_else(|p| p.into_inner());
+        while *done < ticket {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            done = match shared.flushed.wait_timeout(done, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        let complete = *done >= ticket;
+        drop(done);
+        if !complete {
+            Counters::add(&shared.counters.flush_timeouts, 1);
+        }
+        Flushed {
+            complete,
+            pending: self.inner.tx.len(),
+        }
+    }
+
+    /// Flushes, stops the sender thread and waits for it, all within
+    /// `timeout`. Later pushes are dropped and counted. Idempotent.
+    pub fn shutdown(&self, timeout: Duration) -> Flushed {
+        let deadline = Instant::now() + timeout;
+        let flushed = self.flush(timeout);
+        let shared = &self.inner.shared;
+        shared.shutdown.store(true, Ordering::Release);
+        shared.wake();
+        let mut join = self.inner.join.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = join.take() {
+            while !handle.is_finished() && Instant::now() < deadline {
+                shared.wake();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                *join = Some(handle);
+            }
+        }
+        flushed
+    }
+}
+
+impl Inner {
+    fn join_finished(&self) -> bool {
+        let join = self.join.lock().unwrap_or_else(|p| p.into_inner());
+        join.as_ref().is_none_or(|h| h.is_finished())
+    }
+}
+
+/// Flushes and stops the emitter when dropped, waiting at most its timeout.
+/// Keep it alive for as long as spans should be sent (e.g. in `main`).
+#[must_use = "dropping the guard stops the emitter"]
+pub struct EmitterGuard {
+    emitter: Emitter,
+    timeout: Duration,
+}
+
+impl fmt::Debug for EmitterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmitterGuard").field("timeout", &self.timeout).finish()
+    }
+}
+
+impl EmitterGuard {
+    /// The emitter this guard stops.
+    pub fn emitter(&self) -> &Emitter {
+        &self.emitter
+    }
+}
+
+impl Drop for EmitterGuard {
+    fn drop(&mut self) {
+        self.emitter.shutdown(self.timeout);
+    }
+}

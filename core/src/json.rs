@@ -1,0 +1,355 @@
+//! A JSON writer into a caller-provided buffer.
+//!
+//! It never allocates and never panics: when the buffer is full it stops
+//! writing and remembers it, and [`JsonWriter::finish`] reports
+//! [`DoesNotFit`]. A [`Mark`] taken before an optional part lets the caller
+//! rewind and leave that part out, which is how documents are trimmed to the
+//! datagram limit without a second serializer.
+
+use crate::id::{SegmentId, TraceId};
+use crate::name;
+
+/// The document did not fit in the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DoesNotFit;
+
+impl std::fmt::Display for DoesNotFit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON document does not fit in its buffer")
+    }
+}
+
+impl std::error::Error for DoesNotFit {}
+
+/// A position to rewind to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark(usize);
+
+/// Writes JSON text into a fixed buffer.
+#[derive(Debug)]
+pub struct JsonWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'a> JsonWriter<'a> {
+    /// A writer that starts at the beginning of `buf` and never writes past its end.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        JsonWriter {
+            buf,
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    /// A writer that starts after the first `len` bytes of `buf`.
+    pub fn resume(buf: &'a mut [u8], len: usize) -> Self {
+        let overflow = len > buf.len();
+        JsonWriter {
+            len: len.min(buf.len()),
+            buf,
+            overflow,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes still free.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// Whether a write has not fitted since the start or the last rewind.
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// The text written so far.
+    pub fn written(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The current position.
+    pub fn mark(&self) -> Mark {
+        Mark(self.len)
+    }
+
+    /// Forgets everything written after `mark`, including an overflow.
+    pub fn rewind(&mut self, mark: Mark) {
+        self.len = mark.0.min(self.len);
+        self.overflow = false;
+    }
+
+    /// The length written, or [`DoesNotFit`] if anything was cut.
+    pub fn finish(self) -> Result<usize, DoesNotFit> {
+        if self.overflow {
+            Err(DoesNotFit)
+        } else {
+            Ok(self.len)
+        }
+    }
+
+    /// Appends bytes that are already JSON.
+    #[inline]
+    pub fn raw(&mut self, bytes: &[u8]) {
+        if self.overflow {
+            return;
+        }
+        let end = self.len + bytes.len();
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len = end;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// Appends one byte of JSON syntax.
+    #[inline]
+    pub fn byte(&mut self, b: u8) {
+        self.raw(&[b]);
+    }
+
+    /// A quoted, escaped string.
+    pub fn string(&mut self, s: &str) {
+        self.byte(b'"');
+        self.escaped(s.as_bytes());
+        self.byte(b'"');
+    }
+
+    /// A quoted, escaped string cut to at most `max_chars` characters; returns whether it was cut.
+    pub fn string_limited(&mut self, s: &str, max_chars: usize) -> bool {
+        let (head, cut) = match s.char_indices().nth(max_chars) {
+            Some((i, _)) => (&s[..i], true),
+            None => (s, false),
+        };
+        self.string(head);
+        cut
+    }
+
+    /// `"key":` with the key escaped.
+    pub fn key(&mut self, key: &str) {
+        self.string(key);
+        self.byte(b':');
+    }
+
+    /// The body of a string (no quotes): RFC 8259 escaping of `"`, `\` and
+    /// every control character.
+    fn escaped(&mut self, bytes: &[u8]) {
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let esc: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0x00..=0x1f => {
+                    self.raw(&bytes[start..i]);
+                    let hex = b"0123456789abcdef";
+                    self.raw(&[b'\\', b'u', b'0', b'0', hex[usize::from(b >> 4)], hex[usize::from(b & 0xf)]]);
+                    start = i + 1;
+                    continue;
+                }
+                _ => continue,
+            };
+            self.raw(&bytes[start..i]);
+            self.raw(esc);
+            start = i + 1;
+        }
+        self.raw(&bytes[start..]);
+    }
+
+    /// A quoted name in X-Ray's allowed characters (see [`name`]).
+    pub fn name(&mut self, s: &str) {
+        self.byte(b'"');
+        for c in name::sanitized_name(s) {
+            let mut tmp = [0u8; 4];
+            self.raw(c.encode_utf8(&mut tmp).as_bytes());
+        }
+        self.byte(b'"');
+    }
+
+    /// `"key":` for an annotation, rewritten to `[A-Za-z0-9_]`.
+    pub fn annotation_key(&mut self, key: &str) {
+        self.byte(b'"');
+        for b in name::sanitized_annotation_key(key) {
+            self.byte(b);
+        }
+        self.raw(b"\":");
+    }
+
+    /// An unsigned integer.
+    pub fn u64(&mut self, v: u64) {
+        let mut b = itoa::Buffer::new();
+        self.raw(b.format(v).as_bytes());
+    }
+
+    /// A signed integer.
+    pub fn i64(&mut self, v: i64) {
+        let mut b = itoa::Buffer::new();
+        self.raw(b.format(v).as_bytes());
+    }
+
+    /// A float; NaN and infinities, which JSON cannot hold, become strings.
+    pub fn f64(&mut self, v: f64) {
+        use std::fmt::Write;
+        if !v.is_finite() {
+            self.string(if v.is_nan() {
+                "NaN"
+            } else if v > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            });
+            return;
+        }
+        let mut tmp = StackText::default();
+        let a = v.abs();
+        let r = if a == 0.0 || (1e-5..1e16).contains(&a) {
+            write!(tmp, "{v}")
+        } else {
+            write!(tmp, "{v:e}")
+        };
+        if r.is_ok() {
+            self.raw(tmp.as_bytes());
+        } else {
+            self.raw(b"0");
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn bool(&mut self, v: bool) {
+        self.raw(if v { b"true" } else { b"false" });
+    }
+
+    /// Epoch seconds with exactly six fraction digits: `1795651000.772046`.
+    pub fn time(&mut self, epoch_micros: u64) {
+        self.u64(epoch_micros / 1_000_000);
+        let mut frac = [b'.', b'0', b'0', b'0', b'0', b'0', b'0'];
+        let mut rest = epoch_micros % 1_000_000;
+        for slot in frac[1..].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        self.raw(&frac);
+    }
+
+    /// A quoted 16-hex-digit id.
+    pub fn segment_id(&mut self, id: SegmentId) {
+        self.byte(b'"');
+        self.raw(&id.to_hex());
+        self.byte(b'"');
+    }
+
+    /// A quoted trace id.
+    pub fn trace_id(&mut self, id: TraceId) {
+        self.byte(b'"');
+        self.raw(&id.to_text());
+        self.byte(b'"');
+    }
+}
+
+/// A small stack buffer for `core::fmt` output (floats only).
+#[derive(Default)]
+struct StackText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(f: impl FnOnce(&mut JsonWriter<'_>)) -> String {
+        let mut buf = [0u8; 256];
+        let mut w = JsonWriter::new(&mut buf);
+        f(&mut w);
+        let n = w.finish().unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn escapes_every_control_character() {
+        let all: String = (0u8..0x20).map(char::from).chain("\"\\é\u{7f}".chars()).collect();
+        let text = render(|w| w.string(&all));
+        let back: String = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, all);
+        assert!(text.contains("\\u0000") && text.contains("\\n") && text.contains("\\\""));
+    }
+
+    #[test]
+    fn times_have_six_fraction_digits() {
+        assert_eq!(render(|w| w.time(1_795_651_000_772_046)), "1795651000.772046");
+        assert_eq!(render(|w| w.time(1_795_651_000_000_001)), "1795651000.000001");
+        assert_eq!(render(|w| w.time(0)), "0.000000");
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(render(|w| w.i64(-42)), "-42");
+        assert_eq!(render(|w| w.u64(u64::MAX)), "18446744073709551615");
+        for v in [0.0, 0.5, -1.25, 1e300, 1e-300, f64::MAX, f64::MIN_POSITIVE, 123456.789] {
+            let text = render(|w| w.f64(v));
+            assert_eq!(text.parse::<f64>().unwrap(), v, "{text}");
+        }
+        assert_eq!(render(|w| w.f64(f64::NAN)), "\"NaN\"");
+    }
+
+    #[test]
+    fn overflow_is_reported_and_rewindable() {
+        let mut buf = [0u8; 8];
+        let mut w = JsonWriter::new(&mut buf);
+        w.raw(b"{");
+        let m = w.mark();
+        w.string("too long for this");
+        assert!(w.overflowed());
+        w.rewind(m);
+        w.raw(b"}");
+        assert_eq!(w.finish(), Ok(2));
+        let mut buf = [0u8; 4];
+        let mut w = JsonWriter::new(&mut buf);
+        w.string("abcdef");
+        assert_eq!(w.finish(), Err(DoesNotFit));
+    }
+
+    #[test]
+    fn limited_strings() {
+        assert_eq!(render(|w| assert!(w.string_limited("héllo", 2))), "\"hé\"");
+        assert_eq!(render(|w| assert!(!w.string_limited("hé", 2))), "\"hé\"");
+    }
+
+    #[test]
+    fn names_and_keys() {
+        assert_eq!(render(|w| w.name("GET /users/{id}")), "\"GET /users/_id_\"");
+        assert_eq!(render(|w| w.annotation_key("http.route")), "\"http_route\":");
+    }
+}

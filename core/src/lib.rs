@@ -1,0 +1,38 @@
+//! The emitter core of `tracing-xray`: AWS X-Ray segment documents, built off
+//! the caller's thread and sent as UDP datagrams to the X-Ray daemon.
+//!
+//! Producers turn what happens to a span into fixed-size [`Record`]s and
+//! [`Emitter::push`] them into a bounded queue: no allocation, lock, syscall
+//! or formatting, and a full queue is a counted drop, never a wait. One
+//! sender thread keeps the open spans, writes each finished one as JSON into
+//! preallocated buffers, nests children in their parent's document while the
+//! datagram stays under 64,512 bytes, and sends batches with `sendmmsg`.
+//!
+//! This crate knows nothing of `tracing`; the `tracing-xray` crate maps spans
+//! to records.
+
+pub mod address;
+pub mod clock;
+pub mod document;
+mod emitter;
+pub mod header;
+pub mod id;
+pub mod json;
+pub mod name;
+mod outbox;
+pub mod record;
+mod sender;
+pub mod socket;
+mod span;
+mod stats;
+mod table;
+
+pub use address::{AddressError, DaemonAddress};
+pub use emitter::{Emitter, EmitterBuilder, EmitterGuard, Flushed, StartError};
+pub use header::{HeaderError, Sampled, TraceHeader};
+pub use id::{SegmentId, TraceId};
+pub use outbox::Transport;
+pub use record::{Body, HttpField, Key, Kind, Record, Value};
+pub use span::MAX_ATTRS;
+pub use stats::Stats;
+pub use table::TableConfig;

@@ -1,0 +1,114 @@
+//! Datagrams waiting to be sent, written straight into one preallocated arena.
+//!
+//! Documents are small (a few hundred bytes) and come in bursts, so the
+//! arena collects up to [`MAX_BATCH`] of them and hands them to the transport
+//! in one call: one `sendmmsg` instead of one syscall each.
+
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+
+use crate::document::{self, DATAGRAM_MAX};
+use crate::id::{SegmentId, TraceId};
+use crate::json::JsonWriter;
+use crate::socket::{DaemonSocket, MAX_BATCH, Sent};
+use crate::stats::Counters;
+
+/// Where finished datagrams go.
+pub trait Transport {
+    /// Sends each datagram; returns what was sent and what failed.
+    fn send(&mut self, datagrams: &[&[u8]]) -> Sent;
+}
+
+impl Transport for DaemonSocket {
+    fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
+        DaemonSocket::send(self, datagrams)
+    }
+}
+
+/// Bytes of datagrams collected before a send.
+pub const ARENA_BYTES: usize = 4 * DATAGRAM_MAX;
+
+/// The arena, its datagram boundaries, and the transport.
+#[derive(Debug)]
+pub(crate) struct Outbox<T> {
+    arena: Box<[u8]>,
+    len: usize,
+    /// End offset and span count of each datagram.
+    ends: ArrayVec<(usize, u64), MAX_BATCH>,
+    transport: T,
+    counters: Arc<Counters>,
+}
+
+impl<T: Transport> Outbox<T> {
+    pub(crate) fn new(transport: T, counters: Arc<Counters>) -> Self {
+        Outbox {
+            arena: vec![0u8; ARENA_BYTES].into_boxed_slice(),
+            len: 0,
+            ends: ArrayVec::new(),
+            transport,
+            counters,
+        }
+    }
+
+    /// Writes one datagram with `write`; it is kept only if it fits in
+    /// [`DATAGRAM_MAX`]. Returns whether it was kept.
+    fn datagram(&mut self, spans: u64, write: impl FnOnce(&mut JsonWriter<'_>)) -> bool {
+        if self.ends.is_full() || self.arena.len() - self.len < DATAGRAM_MAX {
+            self.flush();
+        }
+        let start = self.len;
+        let limit = (start + DATAGRAM_MAX).min(self.arena.len());
+        let mut w = JsonWriter::resume(&mut self.arena[..limit], start);
+        write(&mut w);
+        match w.finish() {
+            Ok(end) => {
+                self.len = end;
+                self.ends.push((end, spans));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// A segment document (already complete JSON).
+    pub(crate) fn document(&mut self, entity: &[u8], spans: u64) -> bool {
+        self.datagram(spans, |w| {
+            w.raw(document::HEADER);
+            w.raw(entity);
+        })
+    }
+
+    /// A subsegment sent on its own: `entity` in embedded form gets its
+    /// `type`, `trace_id` and `parent_id`.
+    pub(crate) fn independent(&mut self, trace: TraceId, parent: SegmentId, entity: &[u8], spans: u64) -> bool {
+        self.datagram(spans, |w| document::write_independent(w, trace, parent, entity))
+    }
+
+    /// Hands every collected datagram to the transport.
+    pub(crate) fn flush(&mut self) {
+        if self.ends.is_empty() {
+            return;
+        }
+        let mut slices: ArrayVec<&[u8], MAX_BATCH> = ArrayVec::new();
+        let mut start = 0;
+        for &(end, _) in &self.ends {
+            slices.push(&self.arena[start..end]);
+            start = end;
+        }
+        let sent = self.transport.send(&slices);
+        let spans: u64 = self.ends.iter().map(|&(_, n)| n).sum();
+        let c = &self.counters;
+        Counters::add(&c.documents_sent, sent.datagrams as u64);
+        Counters::add(&c.bytes_sent, sent.bytes as u64);
+        Counters::add(&c.send_errors, sent.errors as u64);
+        let failed: u64 = (self.ends.iter().enumerate())
+            .filter(|&(i, _)| sent.failed & (1 << i) != 0)
+            .map(|(_, &(_, n))| n)
+            .sum();
+        Counters::add(&c.spans_sent, spans - failed);
+        Counters::add(&c.spans_lost, failed);
+        self.ends.clear();
+        self.len = 0;
+    }
+}

@@ -1,0 +1,71 @@
+//! Counters a user can read: what was sent, and everything that was not.
+//!
+//! Producers touch these only on the rare paths (a full queue, a cut value, an
+//! unsampled trace), never per record, so the hot path shares no cache line
+//! with the sender through them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// A snapshot of the emitter's counters.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $( pub(crate) $name: AtomicU64, )*
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> Stats {
+                Stats { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Records refused because the queue was full or the sender was gone.
+    records_dropped,
+    /// Records the sender took from the queue.
+    records_received,
+    /// Datagrams handed to the socket (one document each).
+    documents_sent,
+    /// Bytes handed to the socket, headers included.
+    bytes_sent,
+    /// Segments and subsegments inside the documents sent, nested ones included.
+    spans_sent,
+    /// Spans sent with something left out: metadata or long strings trimmed to
+    /// fit a datagram, fields beyond the per-span capacity, or values cut.
+    spans_truncated,
+    /// String values a producer cut at `MAX_VALUE_BYTES`.
+    values_truncated,
+    /// Spans reported with `in_progress: true` because their trace ended or
+    /// the table of open spans was full.
+    spans_in_progress,
+    /// Open spans pushed out of a full table (reported in progress first).
+    spans_evicted,
+    /// Spans that could not be sent because their open or trace record was lost.
+    spans_lost,
+    /// Records about spans the sender does not know (their open record was lost
+    /// or they were evicted).
+    records_orphaned,
+    /// Spans a producer did not send because their trace is not sampled.
+    spans_unsampled,
+    /// Spans a producer did not send because they belong to no trace.
+    spans_untraced,
+    /// Documents the socket refused (or the daemon address could not be resolved).
+    send_errors,
+    /// Flushes that returned because the timeout elapsed first.
+    flush_timeouts,
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
