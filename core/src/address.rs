@@ -83,7 +83,11 @@ impl AddressError {
 
 impl fmt::Display for AddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {ENV_VAR} {:?}: {}; {EXPECTED}", self.value, self.reason)
+        write!(
+            f,
+            "invalid {ENV_VAR} {:?}: {}; {EXPECTED}",
+            self.value, self.reason
+        )
     }
 }
 
@@ -132,7 +136,9 @@ impl DaemonAddress {
         };
         let (mut udp, mut tcp) = (None, None);
         for token in [first, second] {
-            let (proto, rest) = token.split_once(':').ok_or_else(|| fail("missing protocol"))?;
+            let (proto, rest) = token
+                .split_once(':')
+                .ok_or_else(|| fail("missing protocol"))?;
             let slot = if proto.eq_ignore_ascii_case("udp") {
                 &mut udp
             } else if proto.eq_ignore_ascii_case("tcp") {
@@ -162,18 +168,25 @@ fn parse_host_port(text: &str) -> Result<HostPort, &'static str> {
     if host.is_empty() {
         return Err("missing host");
     }
-    let port: u16 = port.parse().map_err(|_| "port is not a number from 1 to 65535")?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "port is not a number from 1 to 65535")?;
     if port == 0 {
         return Err("port is not a number from 1 to 65535");
     }
     if let Some(inner) = host.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or("unclosed [ in IPv6 address")?;
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or("unclosed [ in IPv6 address")?;
         inner
             .parse::<std::net::Ipv6Addr>()
             .map_err(|_| "invalid IPv6 address")?;
     } else if host.contains(':') {
         return Err("an IPv6 address must be in brackets");
-    } else if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_') {
+    } else if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    {
         return Err("invalid character in host");
     }
     Ok(HostPort {
@@ -192,7 +205,10 @@ mod tests {
         assert_eq!(a.udp.host(), "169.254.79.129");
         assert_eq!(a.udp.port(), 2000);
         assert_eq!(a.udp, a.tcp);
-        assert_eq!(a.udp.resolve().unwrap(), "169.254.79.129:2000".parse().unwrap());
+        assert_eq!(
+            a.udp.resolve().unwrap(),
+            "169.254.79.129:2000".parse().unwrap()
+        );
     }
 
     #[test]

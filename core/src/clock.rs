@@ -217,9 +217,15 @@ mod tests {
     #[test]
     fn conversion_tracks_wall_time() {
         let c = Converter::new();
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64;
         let converted = c.now_micros() as i64;
-        assert!((wall - converted).abs() < 2_000, "wall {wall} converted {converted}");
+        assert!(
+            (wall - converted).abs() < 2_000,
+            "wall {wall} converted {converted}"
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ const PREFIX_HEAD: &[u8] = b"{\"type\":\"subsegment\",\"trace_id\":\"";
 const PREFIX_MID: &[u8] = b"\",\"parent_id\":\"";
 const PREFIX_TAIL: &[u8] = b"\",";
 /// Bytes the independent-subsegment fields add to an embedded entity.
-pub const PREFIX_MAX: usize = PREFIX_HEAD.len() + TraceId::LEN + PREFIX_MID.len() + 16 + PREFIX_TAIL.len() - 1;
+pub const PREFIX_MAX: usize =
+    PREFIX_HEAD.len() + TraceId::LEN + PREFIX_MID.len() + 16 + PREFIX_TAIL.len() - 1;
 /// Largest entity kept or written, so that any of them can still be sent on its own.
 pub const ENTITY_MAX: usize = DOCUMENT_MAX - PREFIX_MAX;
 
@@ -62,7 +63,12 @@ const MAX_EXCEPTIONS: usize = 8;
 
 /// Writes the datagram start for a subsegment sent on its own, then the entity
 /// (an embedded form starting with `{`).
-pub(crate) fn write_independent(w: &mut JsonWriter<'_>, trace: TraceId, parent: SegmentId, entity: &[u8]) {
+pub(crate) fn write_independent(
+    w: &mut JsonWriter<'_>,
+    trace: TraceId,
+    parent: SegmentId,
+    entity: &[u8],
+) {
     w.raw(HEADER);
     w.raw(PREFIX_HEAD);
     w.raw(&trace.to_text());
@@ -74,7 +80,13 @@ pub(crate) fn write_independent(w: &mut JsonWriter<'_>, trace: TraceId, parent: 
 
 /// Writes `{` and the span's own fields, leaving the object open for
 /// `subsegments` and the closing brace. `end` is `None` for an in-progress report.
-pub(crate) fn write_own(w: &mut JsonWriter<'_>, span: &Span, end: Option<u64>, trim: Trim, truncated: bool) {
+pub(crate) fn write_own(
+    w: &mut JsonWriter<'_>,
+    span: &Span,
+    end: Option<u64>,
+    trim: Trim,
+    truncated: bool,
+) {
     w.raw(b"{\"name\":");
     w.name(span.name());
     w.raw(b",\"id\":");
@@ -188,10 +200,17 @@ fn write_number(w: &mut JsonWriter<'_>, span: &Span, value: Stored) -> bool {
 }
 
 /// `"k":v,…` for every field `select` names.
-fn write_pairs(w: &mut JsonWriter<'_>, span: &Span, max_chars: usize, select: impl Fn(Key) -> Option<&'static str>) {
+fn write_pairs(
+    w: &mut JsonWriter<'_>,
+    span: &Span,
+    max_chars: usize,
+    select: impl Fn(Key) -> Option<&'static str>,
+) {
     let mut sep = b"".as_slice();
     for attr in &span.attrs {
-        let Some(name) = select(attr.key) else { continue };
+        let Some(name) = select(attr.key) else {
+            continue;
+        };
         w.raw(sep);
         sep = b",";
         w.key(name);
@@ -215,11 +234,18 @@ fn write_string_value(w: &mut JsonWriter<'_>, span: &Span, value: Stored, max_ch
 fn write_annotations(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
     let mut first = true;
     for attr in &span.attrs {
-        let Key::Annotation(name) = attr.key else { continue };
+        let Key::Annotation(name) = attr.key else {
+            continue;
+        };
         w.raw(if first { b",\"annotations\":{" } else { b"," });
         first = false;
         w.annotation_key(name);
-        write_value(w, span, attr.value, trim.max_chars.min(MAX_ANNOTATION_CHARS));
+        write_value(
+            w,
+            span,
+            attr.value,
+            trim.max_chars.min(MAX_ANNOTATION_CHARS),
+        );
     }
     if !first {
         w.byte(b'}');

@@ -344,7 +344,9 @@ pub struct EmitterGuard {
 
 impl fmt::Debug for EmitterGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmitterGuard").field("timeout", &self.timeout).finish()
+        f.debug_struct("EmitterGuard")
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 

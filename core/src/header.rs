@@ -66,7 +66,9 @@ impl fmt::Display for HeaderError {
             HeaderError::Parent(e) => write!(f, "trace header Parent is invalid: {e}"),
             HeaderError::Sampled => f.write_str("trace header Sampled is not 1, 0 or ?"),
             HeaderError::Duplicate => f.write_str("trace header repeats Root, Parent or Sampled"),
-            HeaderError::Character => f.write_str("trace header holds a control or non-ASCII character"),
+            HeaderError::Character => {
+                f.write_str("trace header holds a control or non-ASCII character")
+            }
         }
     }
 }
@@ -259,13 +261,15 @@ impl fmt::Debug for TraceHeader {
 mod tests {
     use super::*;
 
-    const LAMBDA: &str =
-        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
+    const LAMBDA: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
 
     #[test]
     fn parses_lambda_header() {
         let h = TraceHeader::parse(LAMBDA).unwrap();
-        assert_eq!(h.root.unwrap().to_string(), "1-5759e988-bd862e3fe1be46a994272793");
+        assert_eq!(
+            h.root.unwrap().to_string(),
+            "1-5759e988-bd862e3fe1be46a994272793"
+        );
         assert_eq!(h.parent.unwrap().to_string(), "53995c3f42cd8ad8");
         assert!(h.is_sampled());
         assert_eq!(h.extra("Lineage"), Some("a87bd80c:1|68fd508a:5"));
@@ -288,7 +292,10 @@ mod tests {
 
     #[test]
     fn sampled_flags() {
-        assert_eq!(TraceHeader::parse("Sampled=?").unwrap().sampled, Some(Sampled::Requested));
+        assert_eq!(
+            TraceHeader::parse("Sampled=?").unwrap().sampled,
+            Some(Sampled::Requested)
+        );
         let h = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793").unwrap();
         assert_eq!(h.sampled, None);
         assert!(!h.is_sampled());
@@ -301,9 +308,18 @@ mod tests {
         assert_eq!(TraceHeader::parse(" ;; "), Err(HeaderError::Empty));
         assert_eq!(TraceHeader::parse("Root"), Err(HeaderError::Malformed));
         assert_eq!(TraceHeader::parse("=x"), Err(HeaderError::Malformed));
-        assert!(matches!(TraceHeader::parse("Root=1-xyz"), Err(HeaderError::Root(_))));
-        assert!(matches!(TraceHeader::parse("Parent=0000000000000000"), Err(HeaderError::Parent(_))));
-        assert_eq!(TraceHeader::parse("Sampled=1;Sampled=0"), Err(HeaderError::Duplicate));
+        assert!(matches!(
+            TraceHeader::parse("Root=1-xyz"),
+            Err(HeaderError::Root(_))
+        ));
+        assert!(matches!(
+            TraceHeader::parse("Parent=0000000000000000"),
+            Err(HeaderError::Parent(_))
+        ));
+        assert_eq!(
+            TraceHeader::parse("Sampled=1;Sampled=0"),
+            Err(HeaderError::Duplicate)
+        );
         assert_eq!(TraceHeader::parse("Foo=b\nar"), Err(HeaderError::Character));
         assert_eq!(TraceHeader::parse("Foo=bär"), Err(HeaderError::Character));
     }

@@ -267,7 +267,10 @@ mod tests {
             let id = SegmentId::random();
             let text = id.to_string();
             assert_eq!(text.len(), 16);
-            assert!(text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+            assert!(
+                text.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            );
             assert_eq!(SegmentId::parse(&text), Ok(id));
         }
     }
@@ -276,7 +279,10 @@ mod tests {
     fn segment_id_rejects_bad_text() {
         assert_eq!(SegmentId::parse("0000000000000000"), Err(IdError::Zero));
         assert_eq!(SegmentId::parse("abc"), Err(IdError::Length));
-        assert_eq!(SegmentId::parse("53995c3f42cd8ax8"), Err(IdError::Character));
+        assert_eq!(
+            SegmentId::parse("53995c3f42cd8ax8"),
+            Err(IdError::Character)
+        );
         assert_eq!(
             SegmentId::parse("53995C3F42CD8AD8").map(|i| i.to_string()),
             Ok("53995c3f42cd8ad8".to_string())
@@ -297,10 +303,22 @@ mod tests {
 
     #[test]
     fn trace_id_rejects_bad_text() {
-        assert_eq!(TraceId::parse("2-5759e988-bd862e3fe1be46a994272793"), Err(IdError::Version));
-        assert_eq!(TraceId::parse("1-5759e988xbd862e3fe1be46a994272793"), Err(IdError::Character));
-        assert_eq!(TraceId::parse("1-5759e988-bd862e3fe1be46a99427279"), Err(IdError::Length));
-        assert_eq!(TraceId::parse("1-5759e98g-bd862e3fe1be46a994272793"), Err(IdError::Character));
+        assert_eq!(
+            TraceId::parse("2-5759e988-bd862e3fe1be46a994272793"),
+            Err(IdError::Version)
+        );
+        assert_eq!(
+            TraceId::parse("1-5759e988xbd862e3fe1be46a994272793"),
+            Err(IdError::Character)
+        );
+        assert_eq!(
+            TraceId::parse("1-5759e988-bd862e3fe1be46a99427279"),
+            Err(IdError::Length)
+        );
+        assert_eq!(
+            TraceId::parse("1-5759e98g-bd862e3fe1be46a994272793"),
+            Err(IdError::Character)
+        );
     }
 
     #[test]

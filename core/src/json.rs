@@ -159,7 +159,14 @@ impl<'a> JsonWriter<'a> {
                 0x00..=0x1f => {
                     self.raw(&bytes[start..i]);
                     let hex = b"0123456789abcdef";
-                    self.raw(&[b'\\', b'u', b'0', b'0', hex[usize::from(b >> 4)], hex[usize::from(b & 0xf)]]);
+                    self.raw(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        hex[usize::from(b >> 4)],
+                        hex[usize::from(b & 0xf)],
+                    ]);
                     start = i + 1;
                     continue;
                 }
@@ -299,7 +306,10 @@ mod tests {
 
     #[test]
     fn escapes_every_control_character() {
-        let all: String = (0u8..0x20).map(char::from).chain("\"\\é\u{7f}".chars()).collect();
+        let all: String = (0u8..0x20)
+            .map(char::from)
+            .chain("\"\\é\u{7f}".chars())
+            .collect();
         let text = render(|w| w.string(&all));
         let back: String = serde_json::from_str(&text).unwrap();
         assert_eq!(back, all);
@@ -308,8 +318,14 @@ mod tests {
 
     #[test]
     fn times_have_six_fraction_digits() {
-        assert_eq!(render(|w| w.time(1_795_651_000_772_046)), "1795651000.772046");
-        assert_eq!(render(|w| w.time(1_795_651_000_000_001)), "1795651000.000001");
+        assert_eq!(
+            render(|w| w.time(1_795_651_000_772_046)),
+            "1795651000.772046"
+        );
+        assert_eq!(
+            render(|w| w.time(1_795_651_000_000_001)),
+            "1795651000.000001"
+        );
         assert_eq!(render(|w| w.time(0)), "0.000000");
     }
 
@@ -317,7 +333,16 @@ mod tests {
     fn numbers() {
         assert_eq!(render(|w| w.i64(-42)), "-42");
         assert_eq!(render(|w| w.u64(u64::MAX)), "18446744073709551615");
-        for v in [0.0, 0.5, -1.25, 1e300, 1e-300, f64::MAX, f64::MIN_POSITIVE, 123456.789] {
+        for v in [
+            0.0,
+            0.5,
+            -1.25,
+            1e300,
+            1e-300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            123456.789,
+        ] {
             let text = render(|w| w.f64(v));
             assert_eq!(text.parse::<f64>().unwrap(), v, "{text}");
         }
@@ -350,6 +375,9 @@ mod tests {
     #[test]
     fn names_and_keys() {
         assert_eq!(render(|w| w.name("GET /users/{id}")), "\"GET /users/_id_\"");
-        assert_eq!(render(|w| w.annotation_key("http.route")), "\"http_route\":");
+        assert_eq!(
+            render(|w| w.annotation_key("http.route")),
+            "\"http_route\":"
+        );
     }
 }

@@ -66,10 +66,13 @@ pub fn sanitized_name(name: &str) -> impl Iterator<Item = char> + '_ {
 /// other character (each, not each byte) becoming `_`, at most 500, never empty.
 pub fn sanitized_annotation_key(key: &str) -> impl Iterator<Item = u8> + '_ {
     let source = if key.is_empty() { "_" } else { key };
-    source
-        .chars()
-        .take(MAX_ANNOTATION_KEY_CHARS)
-        .map(|c| if c.is_ascii_alphanumeric() { c as u8 } else { b'_' })
+    source.chars().take(MAX_ANNOTATION_KEY_CHARS).map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c as u8
+        } else {
+            b'_'
+        }
+    })
 }
 
 #[cfg(test)]
@@ -91,7 +94,10 @@ mod tests {
         for c in "éßЖ中文ひらがな한국어٣\u{a0}\u{3000}".chars() {
             assert!(is_name_char(c), "{c:?}");
         }
-        for c in "\u{301}\u{200b}😀€\u{2028}x".chars().filter(|&c| c != 'x' && c != '\u{2028}') {
+        for c in "\u{301}\u{200b}😀€\u{2028}x"
+            .chars()
+            .filter(|&c| c != 'x' && c != '\u{2028}')
+        {
             assert!(!is_name_char(c), "{c:?}");
         }
     }

@@ -81,8 +81,16 @@ impl<T: Transport> Outbox<T> {
 
     /// A subsegment sent on its own: `entity` in embedded form gets its
     /// `type`, `trace_id` and `parent_id`.
-    pub(crate) fn independent(&mut self, trace: TraceId, parent: SegmentId, entity: &[u8], spans: u64) -> bool {
-        self.datagram(spans, |w| document::write_independent(w, trace, parent, entity))
+    pub(crate) fn independent(
+        &mut self,
+        trace: TraceId,
+        parent: SegmentId,
+        entity: &[u8],
+        spans: u64,
+    ) -> bool {
+        self.datagram(spans, |w| {
+            document::write_independent(w, trace, parent, entity)
+        })
     }
 
     /// Hands every collected datagram to the transport.

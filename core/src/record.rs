@@ -194,7 +194,10 @@ pub struct Record {
     pub body: Body,
 }
 
-const _: () = assert!(std::mem::size_of::<Record>() == 64, "a record is one cache line");
+const _: () = assert!(
+    std::mem::size_of::<Record>() == 64,
+    "a record is one cache line"
+);
 
 impl Record {
     /// A record for `span`.

@@ -69,7 +69,13 @@ pub(crate) struct Pacing {
 }
 
 /// The loop; returns when shut down or when every producer is gone.
-pub(crate) fn run<T: Transport>(rx: Receiver<Record>, shared: Arc<Shared>, table: TableConfig, pacing: Pacing, transport: T) {
+pub(crate) fn run<T: Transport>(
+    rx: Receiver<Record>,
+    shared: Arc<Shared>,
+    table: TableConfig,
+    pacing: Pacing,
+    transport: T,
+) {
     shared.running.store(true, Ordering::Release);
     let counters = shared.counters.clone();
     let mut clock = Converter::new();
@@ -80,7 +86,9 @@ pub(crate) fn run<T: Transport>(rx: Receiver<Record>, shared: Arc<Shared>, table
     loop {
         let ticket = shared.flush_requested.load(Ordering::Acquire);
         let stopping = shared.shutdown.load(Ordering::Acquire);
-        let step = catch_unwind(AssertUnwindSafe(|| drain(&rx, budget, &mut clock, &mut table, &mut out)));
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            drain(&rx, budget, &mut clock, &mut table, &mut out)
+        }));
         let (taken, disconnected) = match step {
             Ok(r) => r,
             Err(_) => {
@@ -103,7 +111,11 @@ pub(crate) fn run<T: Transport>(rx: Receiver<Record>, shared: Arc<Shared>, table
             shared.acknowledge(u64::MAX);
             return;
         }
-        idle = if taken == 0 { idle.saturating_add(1) } else { 0 };
+        idle = if taken == 0 {
+            idle.saturating_add(1)
+        } else {
+            0
+        };
         let pause = Duration::from_micros(500u64 << idle.min(8)).min(pacing.max_idle);
         if shared.flush_requested.load(Ordering::Acquire) == ticket {
             std::thread::park_timeout(pause);

@@ -115,7 +115,10 @@ impl DaemonSocket {
     fn connect(&mut self) -> io::Result<&Socket> {
         if self.socket.is_none() {
             if self.next_resolve.is_some_and(|t| Instant::now() < t) {
-                return Err(io::Error::new(io::ErrorKind::NotConnected, "daemon address not resolved"));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "daemon address not resolved",
+                ));
             }
             let opened = self.open();
             if opened.is_err() {
@@ -164,9 +167,13 @@ impl DaemonSocket {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => {
+                Ok(refused) => {
                     sent.datagrams += 1;
                     sent.bytes += d.len();
+                    if let Some(e) = refused {
+                        sent.errors += 1;
+                        self.log.note("send", &e);
+                    }
                 }
                 Err(e) => {
                     sent.fail(i);
@@ -202,6 +209,7 @@ impl DaemonSocket {
         };
         let mut sent = Sent::default();
         let mut next = 0;
+        let mut retried = usize::MAX;
         while next < batch.len() {
             match self.mmsg.send(fd, &batch[next..]) {
                 Ok(n) => {
@@ -210,6 +218,13 @@ impl DaemonSocket {
                     next += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && retried != next => {
+                    // The refusal reports an ICMP error for an earlier datagram and
+                    // consumed it; this one was not sent yet, so try it once more.
+                    retried = next;
+                    self.log.note("sendmmsg", &e);
+                    sent.errors += 1;
+                }
                 Err(e) => {
                     // The first datagram not yet sent failed: count it and go on.
                     sent.fail(next);
@@ -227,11 +242,18 @@ impl DaemonSocket {
     }
 }
 
-fn send_one(socket: &Socket, datagram: &[u8]) -> io::Result<()> {
+/// Sends one datagram; `Ok(Some(e))` when it went out after the socket
+/// reported a refusal of an earlier one.
+fn send_one(socket: &Socket, datagram: &[u8]) -> io::Result<Option<io::Error>> {
+    let mut refused = None;
     loop {
         match socket.send(datagram) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(refused),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // An ICMP error about an earlier datagram: this one was not sent yet.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refused.is_none() => {
+                refused = Some(e)
+            }
             Err(e) => return Err(e),
         }
     }
@@ -254,7 +276,8 @@ mod mmsg {
         pub(super) fn new() -> Self {
             // SAFETY: `mmsghdr` and `iovec` are plain C structs for which all-zero
             // bytes (null pointers, zero lengths) are a valid value.
-            let (headers, iovecs) = unsafe { (Box::new(std::mem::zeroed()), Box::new(std::mem::zeroed())) };
+            let (headers, iovecs) =
+                unsafe { (Box::new(std::mem::zeroed()), Box::new(std::mem::zeroed())) };
             Batch { headers, iovecs }
         }
 
@@ -300,7 +323,9 @@ mod tests {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut s = DaemonSocket::new(Target::Addr(rx.local_addr().unwrap()), false);
-        let payloads: Vec<Vec<u8>> = (0..100).map(|i| format!("datagram {i}").into_bytes()).collect();
+        let payloads: Vec<Vec<u8>> = (0..100)
+            .map(|i| format!("datagram {i}").into_bytes())
+            .collect();
         let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
         let sent = s.send(&refs);
         assert_eq!(sent.datagrams, 100);
@@ -308,13 +333,9 @@ mod tests {
         let sent = s.send_each(&refs[..3]);
         assert_eq!(sent.datagrams, 3);
         let mut buf = [0u8; 64];
-        for i in 0..100 {
+        for p in payloads.iter().chain(&payloads[..3]) {
             let n = rx.recv(&mut buf).unwrap();
-            assert_eq!(&buf[..n], payloads[i].as_slice());
-        }
-        for i in 0..3 {
-            let n = rx.recv(&mut buf).unwrap();
-            assert_eq!(&buf[..n], payloads[i].as_slice());
+            assert_eq!(&buf[..n], p.as_slice());
         }
     }
 

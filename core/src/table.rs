@@ -100,7 +100,9 @@ impl SpanTable {
         let open = config.open_spans.max(1);
         let index_capacity = open * 2;
         SpanTable {
-            slots: (0..open).map(|_| Span::with_capacity(config.text_bytes)).collect(),
+            slots: (0..open)
+                .map(|_| Span::with_capacity(config.text_bytes))
+                .collect(),
             free: (0..open as u32).rev().collect(),
             index: HashMap::with_capacity_and_hasher(index_capacity, BuildHasherDefault::default()),
             index_capacity,
@@ -124,7 +126,12 @@ impl SpanTable {
     }
 
     /// Applies one record; documents that become complete go to `out`.
-    pub(crate) fn apply<T: Transport>(&mut self, record: &Record, clock: &Converter, out: &mut Outbox<T>) {
+    pub(crate) fn apply<T: Transport>(
+        &mut self,
+        record: &Record,
+        clock: &Converter,
+        out: &mut Outbox<T>,
+    ) {
         let id = record.span;
         match record.body {
             Body::Open {
@@ -221,7 +228,12 @@ impl SpanTable {
     /// Writes the span's own fields into the scratch buffer, trimming until
     /// they fit with `reserve` bytes to spare. Returns the length and whether
     /// anything was trimmed.
-    fn write_own(&mut self, slot: usize, end: Option<u64>, reserve: usize) -> Option<(usize, bool)> {
+    fn write_own(
+        &mut self,
+        slot: usize,
+        end: Option<u64>,
+        reserve: usize,
+    ) -> Option<(usize, bool)> {
         let span = &self.slots[slot];
         let limit = ENTITY_MAX - reserve;
         for (level, trim) in TRIM_LEVELS.iter().enumerate() {
@@ -292,10 +304,10 @@ impl SpanTable {
             Counters::add(&self.counters.spans_lost, spans);
             return;
         };
-        if let Some(&parent_slot) = self.index.get(&parent) {
-            if self.keep_child(parent_slot as usize, len, spans) {
-                return;
-            }
+        if let Some(&parent_slot) = self.index.get(&parent)
+            && self.keep_child(parent_slot as usize, len, spans)
+        {
+            return;
         }
         match self.slots[slot as usize].trace {
             Some(trace) => {
@@ -331,7 +343,9 @@ impl SpanTable {
     /// Sends every kept child of `slot` on its own and empties its buffer.
     fn stream_children<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
         let span = &mut self.slots[slot as usize];
-        let Some(c) = span.children.take() else { return };
+        let Some(c) = span.children.take() else {
+            return;
+        };
         let (parent, trace) = (span.id, span.trace);
         let kids = &mut self.children[c];
         let mut start = 0usize;
@@ -362,7 +376,9 @@ impl SpanTable {
         let span = &self.slots[s];
         let sent = match (span.kind, span.trace, span.parent) {
             (crate::record::Kind::Segment, Some(_), _) => out.document(&self.scratch[..len], 0),
-            (_, Some(trace), Some(parent)) => out.independent(trace, parent, &self.scratch[..len], 0),
+            (_, Some(trace), Some(parent)) => {
+                out.independent(trace, parent, &self.scratch[..len], 0)
+            }
             _ => false,
         };
         if sent {

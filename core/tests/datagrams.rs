@@ -22,12 +22,24 @@ fn aws_call_subsegment_has_every_part() {
     e.push_str(call, Key::Aws("operation"), "GetItem");
     e.push_str(call, Key::Aws("region"), "eu-west-1");
     e.push_str(call, Key::Aws("table_name"), "scorekeep-user");
-    e.push_str(call, Key::Aws("request_id"), "UBQNSO5AEM8T4FDA4RQDEB94OVTDRVV4K4HIRGVJF66Q9ASUAAJG");
+    e.push_str(
+        call,
+        Key::Aws("request_id"),
+        "UBQNSO5AEM8T4FDA4RQDEB94OVTDRVV4K4HIRGVJF66Q9ASUAAJG",
+    );
     attr(&e, call, Key::Aws("retries"), Value::U64(1));
     attr(&e, call, Key::Http(HttpField::Status), Value::U64(400));
     attr(&e, call, Key::Flags, Value::U64(FLAG_ERROR | FLAG_THROTTLE));
-    e.push_str(call, Key::Exception { remote: true }, "The level of configured provisioned throughput for the table was exceeded.");
-    e.push_str(call, Key::ExceptionType, "ProvisionedThroughputExceededException");
+    e.push_str(
+        call,
+        Key::Exception { remote: true },
+        "The level of configured provisioned throughput for the table was exceeded.",
+    );
+    e.push_str(
+        call,
+        Key::ExceptionType,
+        "ProvisionedThroughputExceededException",
+    );
     close(&e, call);
     assert!(e.flush(Duration::from_secs(2)).complete);
     let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
@@ -43,7 +55,10 @@ fn aws_call_subsegment_has_every_part() {
     assert_eq!(d["aws"]["region"], "eu-west-1");
     assert_eq!(d["aws"]["table_name"], "scorekeep-user");
     assert_eq!(d["aws"]["retries"], 1);
-    assert_eq!(d["aws"]["request_id"], "UBQNSO5AEM8T4FDA4RQDEB94OVTDRVV4K4HIRGVJF66Q9ASUAAJG");
+    assert_eq!(
+        d["aws"]["request_id"],
+        "UBQNSO5AEM8T4FDA4RQDEB94OVTDRVV4K4HIRGVJF66Q9ASUAAJG"
+    );
     assert_eq!(d["http"]["response"]["status"], 400);
     assert_eq!(d["error"], true);
     assert_eq!(d["throttle"], true);
@@ -51,7 +66,12 @@ fn aws_call_subsegment_has_every_part() {
     let ex = &d["cause"]["exceptions"][0];
     assert_eq!(ex["type"], "ProvisionedThroughputExceededException");
     assert_eq!(ex["remote"], true);
-    assert!(ex["message"].as_str().unwrap().starts_with("The level of configured"));
+    assert!(
+        ex["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The level of configured")
+    );
     assert!(d["end_time"].as_f64().unwrap() >= d["start_time"].as_f64().unwrap());
 }
 
@@ -116,7 +136,10 @@ fn large_trees_split_into_independent_documents() {
     close(&e, root);
     e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(n as usize + 1, Duration::from_secs(5));
-    assert!(docs.len() > 1, "400 kB of children cannot travel in one datagram");
+    assert!(
+        docs.len() > 1,
+        "400 kB of children cannot travel in one datagram"
+    );
     let all = entities(&docs);
     assert_eq!(all.len(), n as usize + 1);
     let root_text = root.to_string();
@@ -126,7 +149,10 @@ fn large_trees_split_into_independent_documents() {
             assert_eq!(d["trace_id"], trace.to_string());
         }
     }
-    let mut indexes: Vec<i64> = all.iter().filter_map(|e| e["annotations"]["index"].as_i64()).collect();
+    let mut indexes: Vec<i64> = all
+        .iter()
+        .filter_map(|e| e["annotations"]["index"].as_i64())
+        .collect();
     indexes.sort();
     assert_eq!(indexes, (0..n).collect::<Vec<_>>());
     assert_eq!(e.stats().spans_sent, n as u64 + 1);
@@ -141,9 +167,18 @@ fn segments_carry_trace_and_parent() {
     let seg = SegmentId::random();
     open_top(&e, seg, trace, upstream, "orders-api", Kind::Segment);
     e.push_str(seg, Key::Http(HttpField::Method), "GET");
-    e.push_str(seg, Key::Http(HttpField::Url), "https://example.com/orders/7");
+    e.push_str(
+        seg,
+        Key::Http(HttpField::Url),
+        "https://example.com/orders/7",
+    );
     attr(&e, seg, Key::Http(HttpField::Status), Value::U64(503));
-    attr(&e, seg, Key::Flags, Value::U64(xray_emitter::record::FLAG_FAULT));
+    attr(
+        &e,
+        seg,
+        Key::Flags,
+        Value::U64(xray_emitter::record::FLAG_FAULT),
+    );
     e.push_str(seg, Key::User, "alice");
     close(&e, seg);
     e.flush(Duration::from_secs(2));
@@ -179,6 +214,9 @@ fn the_checker_rejects_what_the_daemon_or_service_would() {
     ];
     for d in bad {
         let text = String::from_utf8_lossy(d).into_owned();
-        assert!(std::panic::catch_unwind(|| common::check(d)).is_err(), "accepted: {text}");
+        assert!(
+            std::panic::catch_unwind(|| common::check(d)).is_err(),
+            "accepted: {text}"
+        );
     }
 }

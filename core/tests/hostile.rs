@@ -13,7 +13,14 @@ use xray_emitter::{Emitter, Key, Kind, SegmentId, TraceId, Value};
 
 fn one_span(e: &Emitter, name: &'static str, fill: impl FnOnce(SegmentId)) -> SegmentId {
     let id = SegmentId::random();
-    open_top(e, id, TraceId::new(), SegmentId::random(), name, Kind::Local);
+    open_top(
+        e,
+        id,
+        TraceId::new(),
+        SegmentId::random(),
+        name,
+        Kind::Local,
+    );
     fill(id);
     close(e, id);
     id
@@ -49,7 +56,11 @@ fn a_thousand_fields_keep_the_first_and_count_the_rest() {
     let daemon = Daemon::start();
     let (e, _g) = emitter(&daemon);
     static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    let keys = KEYS.get_or_init(|| (0..1000).map(|i| &*Box::leak(format!("field{i}").into_boxed_str())).collect());
+    let keys = KEYS.get_or_init(|| {
+        (0..1000)
+            .map(|i| &*Box::leak(format!("field{i}").into_boxed_str()))
+            .collect()
+    });
     one_span(&e, "wide", |id| {
         for (i, k) in keys.iter().enumerate() {
             attr(&e, id, Key::Annotation(k), Value::I64(i as i64));
@@ -68,7 +79,10 @@ fn a_thousand_fields_keep_the_first_and_count_the_rest() {
 fn control_characters_and_unicode_round_trip() {
     let daemon = Daemon::start();
     let (e, _g) = emitter(&daemon);
-    let nasty: String = (0u8..0x20).map(char::from).chain("\"\\/\u{7f}é中😀\u{2028}".chars()).collect();
+    let nasty: String = (0u8..0x20)
+        .map(char::from)
+        .chain("\"\\/\u{7f}é中😀\u{2028}".chars())
+        .collect();
     one_span(&e, "escapes", |id| {
         e.push_str(id, Key::Metadata("nasty"), &nasty);
         e.push_str(id, Key::Aws("table_name"), &nasty);
@@ -101,8 +115,15 @@ fn invalid_names_and_keys_are_rewritten() {
     assert!(names.contains(&"GET /users/_id__x=1_y=_2_"), "{names:?}");
     assert!(names.contains(&"unnamed"));
     assert!(names.contains(&"___"));
-    assert!(names.iter().any(|n| n.chars().count() == 200 && n.chars().all(|c| c == '名')));
-    let d = docs.iter().find(|d| d["name"] == "GET /users/_id__x=1_y=_2_").unwrap();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.chars().count() == 200 && n.chars().all(|c| c == '名'))
+    );
+    let d = docs
+        .iter()
+        .find(|d| d["name"] == "GET /users/_id__x=1_y=_2_")
+        .unwrap();
     assert_eq!(d["annotations"]["http_route"], true);
     assert_eq!(d["annotations"]["na_ve_key_"], "NaN");
     assert_eq!(d["annotations"]["_"], 1);
@@ -118,7 +139,11 @@ fn documents_too_big_for_a_datagram_are_trimmed_and_marked() {
         .start()
         .unwrap();
     static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    let keys = KEYS.get_or_init(|| (0..15).map(|i| &*Box::leak(format!("k{i}").into_boxed_str())).collect());
+    let keys = KEYS.get_or_init(|| {
+        (0..15)
+            .map(|i| &*Box::leak(format!("k{i}").into_boxed_str()))
+            .collect()
+    });
     // Control characters escape to six bytes each: 30 values of 1,000 of them
     // are about 180 kB of JSON.
     let value = "\u{1}".repeat(1000);
@@ -137,11 +162,17 @@ fn documents_too_big_for_a_datagram_are_trimmed_and_marked() {
     assert_eq!(datagrams.len(), 1);
     assert!(datagrams[0].len() <= common::DATAGRAM_MAX);
     let d = check(&datagrams[0]);
-    assert!(d["metadata"].get("default").is_none(), "metadata goes first");
+    assert!(
+        d["metadata"].get("default").is_none(),
+        "metadata goes first"
+    );
     assert_eq!(d["metadata"]["xray_emitter"]["truncated"], true);
     assert_eq!(d["aws"]["retries"], 2, "small fields survive");
     let kept = d["annotations"]["k0"].as_str().unwrap();
-    assert!(!kept.is_empty() && kept.chars().count() < 1000, "long strings are shortened");
+    assert!(
+        !kept.is_empty() && kept.chars().count() < 1000,
+        "long strings are shortened"
+    );
     assert_eq!(e.stats().spans_truncated, 1);
     assert_eq!(e.stats().spans_sent, 1);
 }

@@ -25,7 +25,9 @@ pub struct Daemon {
 impl Daemon {
     pub fn start() -> Daemon {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
-        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(8 << 20);
         let addr = socket.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -75,7 +77,9 @@ impl Daemon {
     /// Waits until `spans` entities have arrived (nested ones included), then
     /// returns every document, each checked.
     pub fn documents_with_spans(&self, spans: usize, timeout: Duration) -> Vec<Value> {
-        self.wait_until(timeout, |d| d.iter().map(|d| count_spans(&check(d))).sum::<usize>() >= spans);
+        self.wait_until(timeout, |d| {
+            d.iter().map(|d| count_spans(&check(d))).sum::<usize>() >= spans
+        });
         // Give stragglers a moment, then take everything.
         std::thread::sleep(Duration::from_millis(20));
         self.take().iter().map(|d| check(d)).collect()
@@ -100,7 +104,10 @@ struct Validators {
 fn validators() -> &'static Validators {
     static V: OnceLock<Validators> = OnceLock::new();
     V.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/data/segment-schema.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../core/data/segment-schema.json"
+        );
         let text = std::fs::read_to_string(path).expect("segment schema");
         let schema: Value = serde_json::from_str(&text).unwrap();
         let subsegment = serde_json::json!({
@@ -122,7 +129,9 @@ fn validators() -> &'static Validators {
 }
 
 fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
-    v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    v.iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 /// Checks one datagram against the wire contract and returns its document:
@@ -131,17 +140,35 @@ fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
 /// leaves out (ids, trace ids, times, names of nested entities, required
 /// fields of independent subsegments).
 pub fn check(datagram: &[u8]) -> Value {
-    assert!(datagram.len() <= DATAGRAM_MAX, "datagram of {} bytes", datagram.len());
-    assert!(datagram.starts_with(HEADER), "header missing: {:?}", String::from_utf8_lossy(&datagram[..datagram.len().min(60)]));
+    assert!(
+        datagram.len() <= DATAGRAM_MAX,
+        "datagram of {} bytes",
+        datagram.len()
+    );
+    assert!(
+        datagram.starts_with(HEADER),
+        "header missing: {:?}",
+        String::from_utf8_lossy(&datagram[..datagram.len().min(60)])
+    );
     let body = &datagram[HEADER.len()..];
-    let doc: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not exactly one JSON document ({e}): {}", String::from_utf8_lossy(body)));
+    let doc: Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "not exactly one JSON document ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    });
     assert!(doc.is_object(), "document is not an object");
     let v = validators();
     let independent = doc.get("type").and_then(Value::as_str) == Some("subsegment");
     let errs = if independent {
-        assert!(doc.get("trace_id").is_some(), "independent subsegment without trace_id: {doc}");
-        assert!(doc.get("parent_id").is_some(), "independent subsegment without parent_id: {doc}");
+        assert!(
+            doc.get("trace_id").is_some(),
+            "independent subsegment without trace_id: {doc}"
+        );
+        assert!(
+            doc.get("parent_id").is_some(),
+            "independent subsegment without parent_id: {doc}"
+        );
         errors(&v.subsegment, &doc)
     } else {
         errors(&v.segment, &doc)
@@ -153,7 +180,9 @@ pub fn check(datagram: &[u8]) -> Value {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    s.len() == len
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 fn check_entity(e: &Value) {
@@ -170,7 +199,14 @@ fn check_entity(e: &Value) {
     }
     if let Some(t) = e.get("trace_id") {
         let t = t.as_str().unwrap();
-        assert!(t.len() == 35 && t.starts_with("1-") && is_hex(&t[2..10], 8) && &t[10..11] == "-" && is_hex(&t[11..], 24), "trace_id {t}");
+        assert!(
+            t.len() == 35
+                && t.starts_with("1-")
+                && is_hex(&t[2..10], 8)
+                && &t[10..11] == "-"
+                && is_hex(&t[11..], 24),
+            "trace_id {t}"
+        );
     }
     let start = e["start_time"].as_f64().expect("start_time");
     match (e.get("end_time"), e.get("in_progress")) {
@@ -179,7 +215,10 @@ fn check_entity(e: &Value) {
         other => panic!("needs end_time xor in_progress: {other:?} in {e}"),
     }
     if let Some(Value::Object(m)) = e.get("metadata") {
-        assert!(m.keys().all(|k| !k.starts_with("AWS.")), "reserved metadata namespace");
+        assert!(
+            m.keys().all(|k| !k.starts_with("AWS.")),
+            "reserved metadata namespace"
+        );
     }
     if let Some(Value::Object(c)) = e.get("cause") {
         for ex in c["exceptions"].as_array().unwrap() {
@@ -194,8 +233,13 @@ fn check_time_text(body: &[u8]) {
     for key in ["\"start_time\":", "\"end_time\":"] {
         for (i, _) in text.match_indices(key) {
             let rest = &text[i + key.len()..];
-            let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-            let (secs, frac) = num.split_once('.').unwrap_or_else(|| panic!("time without fraction: {num}"));
+            let num: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let (secs, frac) = num
+                .split_once('.')
+                .unwrap_or_else(|| panic!("time without fraction: {num}"));
             assert!(!secs.is_empty() && frac.len() == 6, "time {num}");
         }
     }
@@ -233,7 +277,9 @@ pub fn entities(docs: &[Value]) -> Vec<Value> {
 
 pub mod spans {
     //! Producing records the way a binding would.
-    use xray_emitter::{Body, Emitter, EmitterGuard, Key, Kind, Record, SegmentId, TraceId, Value, clock};
+    use xray_emitter::{
+        Body, Emitter, EmitterGuard, Key, Kind, Record, SegmentId, TraceId, Value, clock,
+    };
 
     use super::Daemon;
 
@@ -246,7 +292,13 @@ pub mod spans {
             .expect("emitter starts")
     }
 
-    pub fn open(e: &Emitter, id: SegmentId, parent: Option<SegmentId>, name: &'static str, kind: Kind) -> bool {
+    pub fn open(
+        e: &Emitter,
+        id: SegmentId,
+        parent: Option<SegmentId>,
+        name: &'static str,
+        kind: Kind,
+    ) -> bool {
         e.push(Record::new(
             id,
             Body::Open {
@@ -259,7 +311,14 @@ pub mod spans {
     }
 
     /// Opens a top-level subsegment of `trace` under the upstream `parent`.
-    pub fn open_top(e: &Emitter, id: SegmentId, trace: TraceId, parent: SegmentId, name: &'static str, kind: Kind) -> bool {
+    pub fn open_top(
+        e: &Emitter,
+        id: SegmentId,
+        trace: TraceId,
+        parent: SegmentId,
+        name: &'static str,
+        kind: Kind,
+    ) -> bool {
         open(e, id, Some(parent), name, kind) & e.push(Record::new(id, Body::Trace { trace }))
     }
 

@@ -1,0 +1,181 @@
+//! No allocation per record on the producer, and none on the sender once it
+//! is warm: counted exactly with a counting global allocator.
+//!
+//! One test per binary, so no other test thread allocates meanwhile.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use xray_emitter::record::FLAG_ERROR;
+use xray_emitter::{Body, Emitter, HttpField, Key, Kind, Record, SegmentId, TraceId, Value, clock};
+
+struct Counting;
+
+static ALL: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static MINE: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count() {
+    ALL.fetch_add(1, Ordering::Relaxed);
+    let _ = MINE.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A typical invocation: an SDK call with its fields and an error, nested in
+/// a user span with an annotation, both under the function segment.
+fn invocation(e: &Emitter, trace: TraceId, facade: SegmentId) -> u64 {
+    let user = SegmentId::random();
+    let call = SegmentId::random();
+    let mut n = 0;
+    let mut push = |r| {
+        n += 1;
+        assert!(e.push(r));
+    };
+    push(Record::new(
+        user,
+        Body::Open {
+            parent: Some(facade),
+            time: clock::now(),
+            name: "handler",
+            kind: Kind::Local,
+        },
+    ));
+    push(Record::new(user, Body::Trace { trace }));
+    push(Record::new(
+        user,
+        Body::Attr {
+            key: Key::Annotation("customer"),
+            value: Value::U64(42),
+        },
+    ));
+    push(Record::new(
+        call,
+        Body::Open {
+            parent: Some(user),
+            time: clock::now(),
+            name: "DynamoDB",
+            kind: Kind::Aws,
+        },
+    ));
+    Record::split_str(call, Key::Aws("operation"), "GetItem", &mut push);
+    Record::split_str(
+        call,
+        Key::Aws("table_name"),
+        "a-table-with-a-rather-long-name-for-chunks",
+        &mut push,
+    );
+    Record::split_str(
+        call,
+        Key::Exception { remote: true },
+        "Requested resource not found",
+        &mut push,
+    );
+    push(Record::new(
+        call,
+        Body::Attr {
+            key: Key::Http(HttpField::Status),
+            value: Value::U64(400),
+        },
+    ));
+    push(Record::new(
+        call,
+        Body::Attr {
+            key: Key::Flags,
+            value: Value::U64(FLAG_ERROR),
+        },
+    ));
+    push(Record::new(call, Body::Close { time: clock::now() }));
+    push(Record::new(user, Body::Close { time: clock::now() }));
+    n
+}
+
+#[test]
+fn no_allocation_per_record_on_the_producer_nor_the_warm_sender() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(8 << 20);
+    rx.set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let addr = rx.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let (s, r) = (stop.clone(), received.clone());
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 70_000];
+        while !s.load(Ordering::Relaxed) {
+            if rx.recv(&mut buf).is_ok() {
+                r.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let (e, guard) = Emitter::builder()
+        .daemon(addr)
+        .report_errors(false)
+        .start()
+        .unwrap();
+    let trace = TraceId::new();
+    let facade = SegmentId::random();
+    // Warm up: first-use paths (thread-locals, the sender's lazily touched state).
+    for _ in 0..12 {
+        for _ in 0..500 {
+            invocation(&e, trace, facade);
+        }
+        assert!(e.flush(Duration::from_secs(5)).complete);
+    }
+    let all_before = ALL.load(Ordering::SeqCst);
+    let mine_before = MINE.with(Cell::get);
+    let mut records = 0;
+    for _ in 0..20 {
+        for _ in 0..500 {
+            records += invocation(&e, trace, facade);
+        }
+        assert!(e.flush(Duration::from_secs(5)).complete);
+    }
+    let mine = MINE.with(Cell::get) - mine_before;
+    let all = ALL.load(Ordering::SeqCst) - all_before;
+    let stats = e.stats();
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    drop(guard);
+    assert_eq!(stats.records_dropped, 0);
+    assert_eq!(stats.spans_sent, 2 * 5 * 2_000 + 2 * 3 * 2_000);
+    assert!(records > 100_000);
+    assert_eq!(
+        mine, 0,
+        "allocations on the producer thread for {records} records"
+    );
+    assert_eq!(
+        all, 0,
+        "allocations in the whole process (producer, sender, reader) for {records} records"
+    );
+    assert!(received.load(Ordering::Relaxed) > 0);
+}

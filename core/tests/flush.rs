@@ -1,0 +1,83 @@
+//! After `flush` returns, every record enqueued before it has been handed to
+//! the socket: the datagrams are already in the receiver's queue.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::spans::{close, open, open_top};
+use common::{check, walk};
+use xray_emitter::{Emitter, Key, Kind, SegmentId, TraceId};
+
+/// Reads every datagram already queued on `socket`, without waiting.
+fn queued(socket: &UdpSocket) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    while let Ok(n) = socket.recv(&mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    out
+}
+
+#[test]
+fn flush_returns_after_everything_enqueued_before_it_was_sent() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(8 << 20);
+    rx.set_nonblocking(true).unwrap();
+    let (e, _guard) = Emitter::builder()
+        .daemon(rx.local_addr().unwrap())
+        .max_idle(Duration::from_millis(50))
+        .report_errors(false)
+        .start()
+        .unwrap();
+    let trace = TraceId::new();
+    let facade = SegmentId::random();
+    for round in 0..50 {
+        let mut expected = HashSet::new();
+        for i in 0..(round * 3 + 1) {
+            let id = SegmentId::random();
+            open_top(&e, id, trace, facade, "unit", Kind::Local);
+            if i % 4 == 0 {
+                let kid = SegmentId::random();
+                open(&e, kid, Some(id), "inner", Kind::Local);
+                e.push_str(kid, Key::Metadata("text"), &"y".repeat(i * 7));
+                close(&e, kid);
+                expected.insert(kid.to_string());
+            }
+            close(&e, id);
+            expected.insert(id.to_string());
+        }
+        let flushed = e.flush(Duration::from_secs(5));
+        assert!(flushed.complete, "round {round}: {flushed:?}");
+        let mut seen = HashSet::new();
+        for d in queued(&rx) {
+            walk(&check(&d), &mut |s| {
+                seen.insert(s["id"].as_str().unwrap().to_string());
+            });
+        }
+        assert_eq!(seen, expected, "round {round}");
+    }
+    assert_eq!(e.stats().records_dropped, 0);
+}
+
+#[test]
+fn flush_with_a_dead_sender_returns_at_once() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (e, guard) = Emitter::builder()
+        .daemon(rx.local_addr().unwrap())
+        .start()
+        .unwrap();
+    drop(guard);
+    let start = std::time::Instant::now();
+    let f = e.flush(Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(f.complete);
+    assert!(!open(&e, SegmentId::random(), None, "late", Kind::Local));
+    assert_eq!(
+        e.stats().records_dropped,
+        1,
+        "a push after shutdown is a counted drop"
+    );
+}
