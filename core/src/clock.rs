@@ -164,13 +164,14 @@ impl Converter {
 
     /// Microseconds since the Unix epoch.
     pub fn epoch_micros(&self, t: Ticks) -> u64 {
-        let delta_ticks = t.0 as i128 - self.anchor_ticks as i128;
+        // Ticks near the anchor: the difference fits an i64 comfortably.
+        let delta_ticks = t.0.wrapping_sub(self.anchor_ticks) as i64;
         let delta_nanos = if self.tsc {
-            (delta_ticks as f64 * self.nanos_per_tick) as i128
+            (delta_ticks as f64 * self.nanos_per_tick) as i64
         } else {
             delta_ticks
         };
-        let nanos = self.anchor_epoch_nanos as i128 + delta_nanos;
+        let nanos = (self.anchor_epoch_nanos as i64).saturating_add(delta_nanos);
         (nanos.max(0) / 1000) as u64
     }
 

@@ -121,14 +121,36 @@ impl<'a> JsonWriter<'a> {
     }
 
     /// A quoted, escaped string.
+    #[inline]
     pub fn string(&mut self, s: &str) {
-        self.byte(b'"');
-        self.escaped(s.as_bytes());
-        self.byte(b'"');
+        let bytes = s.as_bytes();
+        if self.overflow || needs_escape_any(bytes) {
+            self.byte(b'"');
+            self.escaped(bytes);
+            self.byte(b'"');
+            return;
+        }
+        // The common case: nothing to escape, one copy.
+        let end = self.len + bytes.len() + 2;
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) => {
+                let (first, rest) = dst.split_at_mut(1);
+                let (middle, last) = rest.split_at_mut(bytes.len());
+                first[0] = b'"';
+                middle.copy_from_slice(bytes);
+                last[0] = b'"';
+                self.len = end;
+            }
+            None => self.overflow = true,
+        }
     }
 
     /// A quoted, escaped string cut to at most `max_chars` characters; returns whether it was cut.
     pub fn string_limited(&mut self, s: &str, max_chars: usize) -> bool {
+        if s.len() <= max_chars {
+            self.string(s);
+            return false;
+        }
         let (head, cut) = match s.char_indices().nth(max_chars) {
             Some((i, _)) => (&s[..i], true),
             None => (s, false),
@@ -144,10 +166,26 @@ impl<'a> JsonWriter<'a> {
     }
 
     /// The body of a string (no quotes): RFC 8259 escaping of `"`, `\` and
-    /// every control character.
+    /// every control character. Eight bytes at a time while none needs it.
     fn escaped(&mut self, bytes: &[u8]) {
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
+        let mut i = 0;
+        while i < bytes.len() {
+            if let Some(word) = bytes.get(i..i + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                if !needs_escape(u64::from_le_bytes(w)) {
+                    i += 8;
+                    continue;
+                }
+            }
+            let b = bytes[i];
+            if b >= 0x20 && b != b'"' && b != b'\\' {
+                i += 1;
+                continue;
+            }
+            self.raw(&bytes[start..i]);
+            let hex = b"0123456789abcdef";
             let esc: &[u8] = match b {
                 b'"' => b"\\\"",
                 b'\\' => b"\\\\",
@@ -156,31 +194,33 @@ impl<'a> JsonWriter<'a> {
                 b'\t' => b"\\t",
                 0x08 => b"\\b",
                 0x0c => b"\\f",
-                0x00..=0x1f => {
-                    self.raw(&bytes[start..i]);
-                    let hex = b"0123456789abcdef";
-                    self.raw(&[
-                        b'\\',
-                        b'u',
-                        b'0',
-                        b'0',
-                        hex[usize::from(b >> 4)],
-                        hex[usize::from(b & 0xf)],
-                    ]);
-                    start = i + 1;
-                    continue;
-                }
-                _ => continue,
+                _ => &[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    hex[usize::from(b >> 4)],
+                    hex[usize::from(b & 0xf)],
+                ],
             };
-            self.raw(&bytes[start..i]);
             self.raw(esc);
-            start = i + 1;
+            i += 1;
+            start = i;
         }
         self.raw(&bytes[start..]);
     }
 
     /// A quoted name in X-Ray's allowed characters (see [`name`]).
     pub fn name(&mut self, s: &str) {
+        if !s.is_empty()
+            && s.len() <= name::MAX_NAME_CHARS
+            && s.bytes().all(name::is_ascii_name_byte)
+        {
+            self.byte(b'"');
+            self.raw(s.as_bytes());
+            self.byte(b'"');
+            return;
+        }
         self.byte(b'"');
         for c in name::sanitized_name(s) {
             let mut tmp = [0u8; 4];
@@ -269,6 +309,38 @@ impl<'a> JsonWriter<'a> {
     }
 }
 
+/// Whether any byte of `x` is a control character, `"` or `\\`. The usual
+/// zero-byte tricks: a borrow can only start at a byte that really matches,
+/// so the answer for the word as a whole is exact.
+#[inline]
+const fn needs_escape(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let control = x.wrapping_sub(ONES * 0x20) & !x;
+    let q = x ^ (ONES * b'"' as u64);
+    let quote = q.wrapping_sub(ONES) & !q;
+    let b = x ^ (ONES * b'\\' as u64);
+    let backslash = b.wrapping_sub(ONES) & !b;
+    (control | quote | backslash) & HIGH != 0
+}
+
+/// Whether any byte of `bytes` needs escaping.
+#[inline]
+fn needs_escape_any(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        if needs_escape(u64::from_le_bytes(w)) {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// A small stack buffer for `core::fmt` output (floats only).
 #[derive(Default)]
 struct StackText {
@@ -314,6 +386,30 @@ mod tests {
         let back: String = serde_json::from_str(&text).unwrap();
         assert_eq!(back, all);
         assert!(text.contains("\\u0000") && text.contains("\\n") && text.contains("\\\""));
+    }
+
+    #[test]
+    fn word_test_matches_byte_test() {
+        let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..200_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Mix random words with words built from interesting bytes.
+            let word = if round % 2 == 0 {
+                state
+            } else {
+                let pick = [0x00, 0x1f, 0x20, 0x21, b'"', b'\\', 0x7f, 0x80, 0xff, b'a'];
+                let mut w = 0u64;
+                for k in 0..8 {
+                    w |= u64::from(pick[((state >> (k * 4)) % 10) as usize]) << (k * 8);
+                }
+                w
+            };
+            let expected = word.to_le_bytes().iter().any(|&b| special(b));
+            assert_eq!(needs_escape(word), expected, "{word:#018x}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod address;
 pub mod clock;
+mod collector;
 pub mod document;
 mod emitter;
 pub mod header;
@@ -28,6 +29,7 @@ mod stats;
 mod table;
 
 pub use address::{AddressError, DaemonAddress};
+pub use collector::Collector;
 pub use emitter::{Emitter, EmitterBuilder, EmitterGuard, Flushed, StartError};
 pub use header::{HeaderError, Sampled, TraceHeader};
 pub use id::{SegmentId, TraceId};

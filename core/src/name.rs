@@ -37,6 +37,12 @@ pub fn is_name_char(c: char) -> bool {
         .is_ok()
 }
 
+/// Whether the ASCII byte `b` may appear in a name (always `false` past ASCII).
+#[inline]
+pub fn is_ascii_name_byte(b: u8) -> bool {
+    b < 0x80 && ASCII_NAME & (1u128 << b) != 0
+}
+
 const ASCII_NAME: u128 = {
     let mut bits = 0u128;
     let mut i = 0;

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use crate::clock::Converter;
-use crate::outbox::{Outbox, Transport};
+use crate::collector::Collector;
+use crate::outbox::Transport;
 use crate::record::Record;
 use crate::stats::Counters;
-use crate::table::{SpanTable, TableConfig};
+use crate::table::TableConfig;
 
 /// State shared by the handle and the thread.
 #[derive(Debug)]
@@ -77,35 +77,27 @@ pub(crate) fn run<T: Transport>(
     transport: T,
 ) {
     shared.running.store(true, Ordering::Release);
-    let counters = shared.counters.clone();
-    let mut clock = Converter::new();
-    let mut table = SpanTable::new(table, counters.clone());
-    let mut out = Outbox::new(transport, counters.clone());
+    let mut collector = Collector::with_counters(table, transport, shared.counters.clone());
     let mut idle = 0u32;
     let budget = rx.capacity().unwrap_or(usize::MAX);
     loop {
         let ticket = shared.flush_requested.load(Ordering::Acquire);
         let stopping = shared.shutdown.load(Ordering::Acquire);
-        let step = catch_unwind(AssertUnwindSafe(|| {
-            drain(&rx, budget, &mut clock, &mut table, &mut out)
-        }));
-        let (taken, disconnected) = match step {
-            Ok(r) => r,
-            Err(_) => {
-                // A bug, not bad data: start over with empty state rather than die.
-                table = SpanTable::new(table_config_of(&table), counters.clone());
-                (1, false)
-            }
-        };
-        Counters::add(&counters.records_received, taken as u64);
+        let step = catch_unwind(AssertUnwindSafe(|| drain(&rx, budget, &mut collector)));
+        let (taken, disconnected) = step.unwrap_or_else(|_| {
+            // A bug, not bad data: start over with empty state rather than die.
+            collector.reset();
+            (1, false)
+        });
+        Counters::add(&collector.counters().records_received, taken as u64);
         if ticket > 0 {
             shared.acknowledge(ticket);
         }
         if stopping || disconnected {
             let _ = catch_unwind(AssertUnwindSafe(|| {
-                drain(&rx, budget, &mut clock, &mut table, &mut out);
-                table.report_all_in_progress(&mut out);
-                out.flush();
+                let (taken, _) = drain(&rx, budget, &mut collector);
+                Counters::add(&collector.counters().records_received, taken as u64);
+                collector.finish();
             }));
             shared.running.store(false, Ordering::Release);
             shared.acknowledge(u64::MAX);
@@ -123,27 +115,21 @@ pub(crate) fn run<T: Transport>(
     }
 }
 
-fn table_config_of(table: &SpanTable) -> TableConfig {
-    table.config()
-}
-
 /// Takes up to `budget` records (everything queued when a flush was asked for
 /// fits in that), then sends what they completed.
 fn drain<T: Transport>(
     rx: &Receiver<Record>,
     budget: usize,
-    clock: &mut Converter,
-    table: &mut SpanTable,
-    out: &mut Outbox<T>,
+    collector: &mut Collector<T>,
 ) -> (usize, bool) {
-    clock.refresh(Duration::from_millis(50));
+    collector.refresh_clock(Duration::from_millis(50));
     let mut taken = 0;
     let mut disconnected = false;
     while taken < budget {
         match rx.try_recv() {
             Ok(record) => {
                 taken += 1;
-                table.apply(&record, clock, out);
+                collector.apply(&record);
             }
             Err(TryRecvError::Empty) => break,
             Err(TryRecvError::Disconnected) => {
@@ -152,6 +138,6 @@ fn drain<T: Transport>(
             }
         }
     }
-    out.flush();
+    collector.send();
     (taken, disconnected)
 }

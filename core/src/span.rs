@@ -3,7 +3,9 @@
 //! Every slot is allocated once, with a fixed text capacity, and reused: a
 //! span that records more fields or longer strings than its slot holds keeps
 //! what fits and is marked truncated, so a hostile field count or length costs
-//! a bounded amount of memory and never an allocation.
+//! a bounded amount of memory and never an allocation. String bytes arrive in
+//! pieces that may split a character; each byte is validated once, as it
+//! arrives, so the text is a `String` and reading it back costs nothing.
 
 use arrayvec::ArrayVec;
 
@@ -29,13 +31,16 @@ pub(crate) struct Attr {
     pub(crate) value: Stored,
 }
 
-/// Where the bytes of a string still arriving in `More` records go.
-#[derive(Clone, Copy, Debug)]
+/// A string value still arriving in `More` records.
+#[derive(Clone, Debug)]
 struct Pending {
     /// Index into `attrs`, or `None` for the name.
     attr: Option<usize>,
+    /// Bytes of the value received so far.
     offset: usize,
     total: usize,
+    /// The start of a character split by a chunk boundary.
+    carry: ArrayVec<u8, 4>,
 }
 
 #[derive(Debug)]
@@ -49,7 +54,7 @@ pub(crate) struct Span {
     pub(crate) start: u64,
     pub(crate) flags: u64,
     pub(crate) attrs: ArrayVec<Attr, MAX_ATTRS>,
-    text: Vec<u8>,
+    text: String,
     pending: Option<Pending>,
     /// Something was left out: a field over capacity, a cut value, a lost chunk.
     pub(crate) lost: bool,
@@ -71,7 +76,7 @@ impl Span {
             start: 0,
             flags: 0,
             attrs: ArrayVec::new(),
-            text: Vec::with_capacity(text),
+            text: String::with_capacity(text),
             pending: None,
             lost: false,
             children: None,
@@ -114,17 +119,10 @@ impl Span {
         }
     }
 
-    /// A stored string: the valid UTF-8 prefix of its bytes (a value whose
-    /// last chunk was lost may end inside a character).
+    /// A stored string.
     pub(crate) fn text(&self, start: u32, len: u32) -> &str {
-        let bytes = self
-            .text
-            .get(start as usize..(start as usize).saturating_add(len as usize))
-            .unwrap_or_default();
-        match std::str::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
-        }
+        let (start, end) = (start as usize, start as usize + len as usize);
+        self.text.get(start..end).unwrap_or_default()
     }
 
     /// Applies a field.
@@ -139,21 +137,24 @@ impl Span {
                 if inline.cut() {
                     self.lost = true;
                 }
-                let Some(start) = self.append(inline.bytes()) else {
-                    self.lost = true;
-                    return;
-                };
-                let len = inline.bytes().len();
-                if inline.total() > len {
+                let start = self.text.len() as u32;
+                let mut carry = ArrayVec::new();
+                let complete = self.append(&mut carry, inline.bytes());
+                let received = inline.bytes().len();
+                if received < inline.total() && complete {
                     self.pending = Some(Pending {
                         attr: None,
-                        offset: len,
+                        offset: received,
                         total: inline.total(),
+                        carry,
                     });
+                } else if !carry.is_empty() {
+                    // The value ended inside a character.
+                    self.lost = true;
                 }
                 Stored::Text {
                     start,
-                    len: len as u32,
+                    len: self.text.len() as u32 - start,
                 }
             }
         };
@@ -198,21 +199,18 @@ impl Span {
 
     /// Appends the continuation of the latest string value.
     pub(crate) fn more(&mut self, chunk: &Chunk) {
-        let Some(mut p) = self.pending else {
+        let Some(mut p) = self.pending.take() else {
             self.lost = true;
             return;
         };
         if chunk.offset() != p.offset {
             // A chunk went missing: keep what arrived in order.
             self.lost = true;
-            self.pending = None;
             return;
         }
-        let room = self.text.capacity() - self.text.len();
-        let bytes = chunk.bytes();
-        let take = bytes.len().min(room);
-        self.text.extend_from_slice(&bytes[..take]);
-        let grow = |len: &mut u32| *len += take as u32;
+        let before = self.text.len();
+        let complete = self.append(&mut p.carry, chunk.bytes());
+        let grown = (self.text.len() - before) as u32;
         match p.attr {
             Some(i) => {
                 if let Some(Attr {
@@ -220,23 +218,22 @@ impl Span {
                     ..
                 }) = self.attrs.get_mut(i)
                 {
-                    grow(len);
+                    *len += grown;
                 }
             }
             None => {
                 if let Some((_, len)) = &mut self.name_text {
-                    grow(len);
+                    *len += grown;
                 }
             }
         }
-        p.offset += bytes.len();
-        if take < bytes.len() {
+        p.offset += chunk.bytes().len();
+        if !complete {
             self.lost = true;
-            self.pending = None;
-        } else if p.offset >= p.total {
-            self.pending = None;
-        } else {
+        } else if p.offset < p.total {
             self.pending = Some(p);
+        } else if !p.carry.is_empty() {
+            self.lost = true;
         }
     }
 
@@ -247,13 +244,62 @@ impl Span {
         }
     }
 
-    fn append(&mut self, bytes: &[u8]) -> Option<u32> {
-        if self.text.capacity() - self.text.len() < bytes.len() {
-            return None;
+    /// Appends the valid UTF-8 in `carry` + `bytes` that fits; a character
+    /// split at the end is left in `carry`. Returns `false` if anything had
+    /// to be left out (no room, or bytes that are not UTF-8), after which the
+    /// value takes no more bytes.
+    fn append(&mut self, carry: &mut ArrayVec<u8, 4>, mut bytes: &[u8]) -> bool {
+        while !carry.is_empty() && !bytes.is_empty() {
+            let _ = carry.try_push(bytes[0]);
+            bytes = &bytes[1..];
+            match std::str::from_utf8(carry) {
+                Ok(c) => {
+                    let c = c.chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+                    carry.clear();
+                    if !self.push(c) {
+                        return false;
+                    }
+                }
+                Err(e) if e.error_len().is_some() || carry.is_full() => {
+                    carry.clear();
+                    return false;
+                }
+                Err(_) => {}
+            }
         }
-        let start = self.text.len() as u32;
-        self.text.extend_from_slice(bytes);
-        Some(start)
+        let (valid, rest) = match std::str::from_utf8(bytes) {
+            Ok(s) => (s, &[][..]),
+            Err(e) => {
+                let (head, tail) = bytes.split_at(e.valid_up_to());
+                if e.error_len().is_some() {
+                    self.push_str(std::str::from_utf8(head).unwrap_or_default());
+                    return false;
+                }
+                (std::str::from_utf8(head).unwrap_or_default(), tail)
+            }
+        };
+        if !self.push_str(valid) {
+            return false;
+        }
+        carry.clear();
+        carry.try_extend_from_slice(rest).is_ok()
+    }
+
+    /// Pushes what fits, cut at a character boundary; `false` if it was cut.
+    fn push_str(&mut self, s: &str) -> bool {
+        let room = self.text.capacity() - self.text.len();
+        if s.len() <= room {
+            self.text.push_str(s);
+            return true;
+        }
+        let cut = crate::record::floor_char_boundary(s, room);
+        self.text.push_str(&s[..cut]);
+        false
+    }
+
+    fn push(&mut self, c: char) -> bool {
+        let mut buf = [0u8; 4];
+        self.push_str(c.encode_utf8(&mut buf))
     }
 }
 
@@ -261,7 +307,72 @@ fn same_key(a: Key, b: Key) -> bool {
     match (a, b) {
         (Key::Annotation(x), Key::Annotation(y))
         | (Key::Metadata(x), Key::Metadata(y))
-        | (Key::Aws(x), Key::Aws(y)) => x == y,
+        | (Key::Aws(x), Key::Aws(y)) => {
+            // Keys are field names from the same callsites: mostly the same pointer.
+            (x.as_ptr() == y.as_ptr() && x.len() == y.len()) || x == y
+        }
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Body, Record};
+
+    fn apply(span: &mut Span, value: &str, keep: impl Fn(usize) -> bool) {
+        let id = span.id;
+        let mut i = 0;
+        Record::split_str(id, Key::Metadata("k"), value, |r| {
+            if keep(i) {
+                match r.body {
+                    Body::Attr { key, value } => span.set(key, &value),
+                    Body::More(c) => span.more(&c),
+                    _ => unreachable!(),
+                }
+            }
+            i += 1;
+        });
+        span.finish_pending();
+    }
+
+    fn stored(span: &Span) -> &str {
+        match span.attrs[0].value {
+            Stored::Text { start, len } => span.text(start, len),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn multibyte_characters_split_across_chunks_reassemble() {
+        for value in [
+            "é".repeat(300),
+            "中😀a".repeat(100),
+            "x".repeat(27) + "😀😀",
+        ] {
+            let mut span = Span::with_capacity(4096);
+            apply(&mut span, &value, |_| true);
+            assert_eq!(stored(&span), value);
+            assert!(!span.lost);
+        }
+    }
+
+    #[test]
+    fn a_lost_chunk_keeps_a_valid_prefix() {
+        let value = "é".repeat(300);
+        let mut span = Span::with_capacity(4096);
+        apply(&mut span, &value, |i| i != 3);
+        let kept = stored(&span);
+        assert!(value.starts_with(kept) && kept.len() < value.len());
+        assert!(span.lost);
+    }
+
+    #[test]
+    fn text_capacity_cuts_at_a_character() {
+        let value = "é".repeat(300);
+        let mut span = Span::with_capacity(101);
+        apply(&mut span, &value, |_| true);
+        assert_eq!(stored(&span), "é".repeat(50));
+        assert!(span.lost);
     }
 }

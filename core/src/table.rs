@@ -82,6 +82,8 @@ pub(crate) struct SpanTable {
     free_children: Vec<u32>,
     scratch: Box<[u8]>,
     seq: u64,
+    /// The last span looked up: its records usually come one after another.
+    last: Option<(SegmentId, u32)>,
     config: TableConfig,
     counters: Arc<Counters>,
 }
@@ -115,6 +117,7 @@ impl SpanTable {
             free_children: (0..config.child_buffers as u32).rev().collect(),
             scratch: vec![0u8; ENTITY_MAX].into_boxed_slice(),
             seq: 0,
+            last: None,
             config,
             counters,
         }
@@ -194,8 +197,25 @@ impl SpanTable {
         }
     }
 
-    fn slot(&self, id: SegmentId) -> Option<usize> {
-        self.index.get(&id).map(|&s| s as usize)
+    /// Writes the document of an open span, as its close would with `end`,
+    /// into `buf` (no `subsegments`, no independent-subsegment fields).
+    pub(crate) fn render(&mut self, id: SegmentId, end: u64, buf: &mut [u8]) -> Option<usize> {
+        let slot = self.slot(id)?;
+        let mut w = JsonWriter::new(buf);
+        document::write_own(&mut w, &self.slots[slot], Some(end), TRIM_LEVELS[0], false);
+        w.byte(b'}');
+        w.finish().ok()
+    }
+
+    fn slot(&mut self, id: SegmentId) -> Option<usize> {
+        if let Some((last, slot)) = self.last
+            && last == id
+        {
+            return Some(slot as usize);
+        }
+        let slot = *self.index.get(&id)?;
+        self.last = Some((id, slot));
+        Some(slot as usize)
     }
 
     fn orphan(&self) {
@@ -219,6 +239,9 @@ impl SpanTable {
             self.free_children.push(c as u32);
         }
         let id = span.id;
+        if self.last.is_some_and(|(_, s)| s == slot) {
+            self.last = None;
+        }
         if self.index.get(&id) == Some(&slot) {
             self.index.remove(&id);
             self.free.push(slot);
@@ -368,6 +391,7 @@ impl SpanTable {
     fn report_in_progress<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
         self.stream_children(slot, out);
         let s = slot as usize;
+        self.slots[s].finish_pending();
         let Some((mut len, _)) = self.write_own(s, None, 1) else {
             return;
         };

@@ -1,0 +1,87 @@
+//! Records in, datagrams out, synchronously: the work of the sender thread,
+//! usable on its own by tests, fuzzers and benchmarks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Converter, Ticks};
+use crate::id::SegmentId;
+use crate::outbox::{Outbox, Transport};
+use crate::record::Record;
+use crate::stats::{Counters, Stats};
+use crate::table::{SpanTable, TableConfig};
+
+/// Keeps the open spans and turns finished ones into datagrams for `T`.
+#[derive(Debug)]
+pub struct Collector<T: Transport> {
+    clock: Converter,
+    table: SpanTable,
+    out: Outbox<T>,
+    counters: Arc<Counters>,
+}
+
+impl<T: Transport> Collector<T> {
+    /// A collector with its own counters.
+    pub fn new(config: TableConfig, transport: T) -> Self {
+        Self::with_counters(config, transport, Arc::new(Counters::default()))
+    }
+
+    pub(crate) fn with_counters(
+        config: TableConfig,
+        transport: T,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Collector {
+            clock: Converter::new(),
+            table: SpanTable::new(config, counters.clone()),
+            out: Outbox::new(transport, counters.clone()),
+            counters,
+        }
+    }
+
+    /// Applies one record; complete documents are collected for [`Collector::send`].
+    #[inline]
+    pub fn apply(&mut self, record: &Record) {
+        self.table.apply(record, &self.clock, &mut self.out);
+    }
+
+    /// Writes the JSON of the open span `id` as its close at `end` would (its
+    /// own fields only) into `buf`; `None` if the span is not open or the
+    /// document does not fit. The serialization step alone, for benchmarks
+    /// and debugging.
+    pub fn render(&mut self, id: SegmentId, end: Ticks, buf: &mut [u8]) -> Option<usize> {
+        let end = self.clock.epoch_micros(end);
+        self.table.render(id, end, buf)
+    }
+
+    /// Hands the collected datagrams to the transport (also done whenever a
+    /// batch is full).
+    pub fn send(&mut self) {
+        self.out.flush();
+    }
+
+    /// Reports every open span as in progress and sends everything.
+    pub fn finish(&mut self) {
+        self.table.report_all_in_progress(&mut self.out);
+        self.out.flush();
+    }
+
+    /// Re-reads the clock anchor if it is older than `max_age`.
+    pub fn refresh_clock(&mut self, max_age: Duration) {
+        self.clock.refresh(max_age);
+    }
+
+    /// Forgets every open span (after a bug made the state suspect).
+    pub(crate) fn reset(&mut self) {
+        self.table = SpanTable::new(self.table.config(), self.counters.clone());
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
