@@ -23,19 +23,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let handler = SegmentId::random();
     emitter.push(Record::new(
         handler,
-        Body::Open { parent: Some(function_segment), time: clock::now(), name: "handler", kind: Kind::Local },
+        Body::Open {
+            parent: Some(function_segment),
+            time: clock::now(),
+            name: "handler",
+            kind: Kind::Local,
+        },
     ));
     emitter.push(Record::new(handler, Body::Trace { trace }));
-    emitter.push(Record::new(handler, Body::Attr { key: Key::Annotation("customer_id"), value: Value::U64(42) }));
+    emitter.push(Record::new(
+        handler,
+        Body::Attr {
+            key: Key::Annotation("customer_id"),
+            value: Value::U64(42),
+        },
+    ));
 
     let call = SegmentId::random();
-    emitter.push(Record::new(call, Body::Open { parent: Some(handler), time: clock::now(), name: "DynamoDB", kind: Kind::Aws }));
+    emitter.push(Record::new(
+        call,
+        Body::Open {
+            parent: Some(handler),
+            time: clock::now(),
+            name: "DynamoDB",
+            kind: Kind::Aws,
+        },
+    ));
     emitter.push_str(call, Key::Aws("operation"), "GetItem");
     emitter.push_str(call, Key::Aws("table_name"), "orders");
-    emitter.push(Record::new(call, Body::Attr { key: Key::Http(HttpField::Status), value: Value::U64(400) }));
-    emitter.push(Record::new(call, Body::Attr { key: Key::Flags, value: Value::U64(FLAG_ERROR | FLAG_THROTTLE) }));
-    emitter.push_str(call, Key::Exception { remote: true }, "Rate of requests exceeds the allowed throughput.");
-    emitter.push_str(call, Key::ExceptionType, "ProvisionedThroughputExceededException");
+    emitter.push(Record::new(
+        call,
+        Body::Attr {
+            key: Key::Http(HttpField::Status),
+            value: Value::U64(400),
+        },
+    ));
+    emitter.push(Record::new(
+        call,
+        Body::Attr {
+            key: Key::Flags,
+            value: Value::U64(FLAG_ERROR | FLAG_THROTTLE),
+        },
+    ));
+    emitter.push_str(
+        call,
+        Key::Exception { remote: true },
+        "Rate of requests exceeds the allowed throughput.",
+    );
+    emitter.push_str(
+        call,
+        Key::ExceptionType,
+        "ProvisionedThroughputExceededException",
+    );
     std::thread::sleep(Duration::from_millis(3));
     emitter.push(Record::new(call, Body::Close { time: clock::now() }));
     emitter.push(Record::new(handler, Body::Close { time: clock::now() }));
@@ -44,7 +83,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("flushed: {flushed:?}");
     let mut buf = vec![0u8; 65_536];
     while let Ok(n) = daemon.recv(&mut buf) {
-        println!("datagram of {n} bytes:\n{}", String::from_utf8_lossy(&buf[..n]));
+        println!(
+            "datagram of {n} bytes:\n{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
     }
     drop(guard);
     println!("{:#?}", emitter.stats());
