@@ -215,6 +215,19 @@ impl Emitter {
         EmitterBuilder::default()
     }
 
+    /// An emitter with no sender: every push is a counted drop. What a binding
+    /// falls back to when it cannot start (a bad daemon address, no thread).
+    pub fn disabled() -> Emitter {
+        let (tx, _) = crossbeam_channel::bounded(1);
+        Emitter {
+            inner: Arc::new(Inner {
+                tx,
+                shared: Arc::new(Shared::new()),
+                join: Mutex::new(None),
+            }),
+        }
+    }
+
     /// Enqueues a record; never blocks. Returns `false` (and counts a drop)
     /// when the queue is full or the sender is gone.
     #[inline]
@@ -249,13 +262,15 @@ impl Emitter {
     }
 
     /// Counts a span that was not sent because its trace is not sampled.
+    #[inline]
     pub fn count_unsampled(&self) {
-        Counters::add(&self.inner.shared.counters.spans_unsampled, 1);
+        self.inner.shared.counters.spans_unsampled.add(1);
     }
 
     /// Counts a span that was not sent because it belongs to no trace.
+    #[inline]
     pub fn count_untraced(&self) {
-        Counters::add(&self.inner.shared.counters.spans_untraced, 1);
+        self.inner.shared.counters.spans_untraced.add(1);
     }
 
     /// Records waiting in the queue.

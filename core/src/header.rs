@@ -110,6 +110,23 @@ impl TraceHeader {
             extras: ArrayString::new(),
             extras_dropped: false,
         };
+        if header.merge(text)? {
+            Ok(header)
+        } else {
+            Err(HeaderError::Empty)
+        }
+    }
+
+    /// Adds the `key=value` parts of `text` (such as the extras of another
+    /// header) to this one. Root, Parent and Sampled in `text` must not
+    /// repeat ones already set.
+    pub fn with_extras(mut self, text: &str) -> Result<Self, HeaderError> {
+        self.merge(text)?;
+        Ok(self)
+    }
+
+    /// Applies every part of `text`; returns whether there was any.
+    fn merge(&mut self, text: &str) -> Result<bool, HeaderError> {
         let mut seen_any = false;
         for part in text.split(';') {
             let part = part.trim_matches(|c: char| c.is_ascii_whitespace());
@@ -124,39 +141,33 @@ impl TraceHeader {
                 return Err(HeaderError::Malformed);
             }
             if key.eq_ignore_ascii_case("Root") {
-                if header.root.is_some() {
+                if self.root.is_some() {
                     return Err(HeaderError::Duplicate);
                 }
-                header.root = Some(TraceId::parse(value).map_err(HeaderError::Root)?);
+                self.root = Some(TraceId::parse(value).map_err(HeaderError::Root)?);
             } else if key.eq_ignore_ascii_case("Parent") {
-                if header.parent.is_some() {
+                if self.parent.is_some() {
                     return Err(HeaderError::Duplicate);
                 }
-                header.parent = Some(SegmentId::parse(value).map_err(HeaderError::Parent)?);
+                self.parent = Some(SegmentId::parse(value).map_err(HeaderError::Parent)?);
             } else if key.eq_ignore_ascii_case("Sampled") {
-                if header.sampled.is_some() {
+                if self.sampled.is_some() {
                     return Err(HeaderError::Duplicate);
                 }
-                header.sampled = Some(match value {
+                self.sampled = Some(match value {
                     "1" => Sampled::Yes,
                     "0" => Sampled::No,
                     "?" => Sampled::Requested,
                     _ => return Err(HeaderError::Sampled),
                 });
-            } else if key.eq_ignore_ascii_case("Self") {
-                continue;
-            } else {
+            } else if !key.eq_ignore_ascii_case("Self") {
                 if !is_header_text(key) || !is_header_text(value) {
                     return Err(HeaderError::Character);
                 }
-                header.push_extra(key, value);
+                self.push_extra(key, value);
             }
         }
-        if seen_any {
-            Ok(header)
-        } else {
-            Err(HeaderError::Empty)
-        }
+        Ok(seen_any)
     }
 
     fn push_extra(&mut self, key: &str, value: &str) {
@@ -335,6 +346,18 @@ mod tests {
         assert!(h.extras().len() <= EXTRAS_CAPACITY);
         assert!(h.extras().starts_with("Key0=value0;Key1=value1"));
         assert!(h.encode().len() <= ENCODED_CAPACITY);
+    }
+
+    #[test]
+    fn extras_merge_into_a_new_header() {
+        let h = TraceHeader::parse(LAMBDA).unwrap();
+        let root = h.root.unwrap();
+        let rebuilt = TraceHeader::new(root, h.parent, h.sampled).with_extras(h.extras()).unwrap();
+        assert_eq!(rebuilt, h);
+        assert_eq!(
+            TraceHeader::new(root, None, None).with_extras("Root=1-5759e988-bd862e3fe1be46a994272793"),
+            Err(HeaderError::Duplicate)
+        );
     }
 
     #[test]

@@ -1,27 +1,35 @@
 //! Counters a user can read: what was sent, and everything that was not.
 //!
-//! Producers touch these only on the rare paths (a full queue, a cut value, an
-//! unsampled trace), never per record, so the hot path shares no cache line
-//! with the sender through them.
+//! Producers touch these only on the rare paths (a full queue, a cut value),
+//! never per record, so the hot path shares no cache line with the sender
+//! through them; the per-span ones (unsampled, untraced) are striped.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+    (
+        $( $(#[$doc:meta])* $name:ident ),* $(,)?
+        ; striped: $( $(#[$sdoc:meta])* $sname:ident ),* $(,)?
+    ) => {
         /// A snapshot of the emitter's counters.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct Stats {
             $( $(#[$doc])* pub $name: u64, )*
+            $( $(#[$sdoc])* pub $sname: u64, )*
         }
 
         #[derive(Debug, Default)]
         pub(crate) struct Counters {
             $( pub(crate) $name: AtomicU64, )*
+            $( pub(crate) $sname: Striped, )*
         }
 
         impl Counters {
             pub(crate) fn snapshot(&self) -> Stats {
-                Stats { $( $name: self.$name.load(Ordering::Relaxed), )* }
+                Stats {
+                    $( $name: self.$name.load(Ordering::Relaxed), )*
+                    $( $sname: self.$sname.sum(), )*
+                }
             }
         }
     };
@@ -48,19 +56,21 @@ counters! {
     spans_in_progress,
     /// Open spans pushed out of a full table (reported in progress first).
     spans_evicted,
-    /// Spans that could not be sent because their open or trace record was lost.
+    /// Spans that could not be sent: their open or trace record was lost, or
+    /// the datagram carrying them was refused.
     spans_lost,
     /// Records about spans the sender does not know (their open record was lost
     /// or they were evicted).
     records_orphaned,
+    /// Documents the socket refused (or the daemon address could not be resolved).
+    send_errors,
+    /// Flushes that returned because the timeout elapsed first.
+    flush_timeouts;
+    striped:
     /// Spans a producer did not send because their trace is not sampled.
     spans_unsampled,
     /// Spans a producer did not send because they belong to no trace.
     spans_untraced,
-    /// Documents the socket refused (or the daemon address could not be resolved).
-    send_errors,
-    /// Flushes that returned because the timeout elapsed first.
-    flush_timeouts,
 }
 
 impl Counters {
@@ -68,4 +78,36 @@ impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+const STRIPES: usize = 16;
+
+/// A counter that producers bump per span (an unsampled trace can be most of
+/// the traffic): split across cache lines so threads rarely share one.
+#[derive(Debug, Default)]
+pub(crate) struct Striped {
+    cells: [Padded; STRIPES],
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+impl Striped {
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        self.cells[stripe()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        self.cells.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
 }

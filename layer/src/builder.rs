@@ -1,0 +1,172 @@
+//! Configuration: from the environment the X-Ray SDKs read, or explicit.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use xray_emitter::{DaemonAddress, Emitter, StartError};
+
+use crate::subscriber::XRaySubscriber;
+
+/// What to do about spans that belong to no trace, such as spans made while
+/// a Lambda function initializes (`AWS_XRAY_CONTEXT_MISSING`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContextMissing {
+    /// Count them and print one warning to stderr (the default, and Lambda's setting).
+    LogError,
+    /// Count them silently.
+    IgnoreError,
+}
+
+/// Configures an [`XRaySubscriber`]. [`Builder::from_env`] starts from the
+/// environment; every setter overrides it.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    pub(crate) daemon: Option<SocketAddr>,
+    pub(crate) daemon_address: Option<DaemonAddress>,
+    pub(crate) service_name: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) queue_capacity: usize,
+    pub(crate) open_spans: usize,
+    pub(crate) lambda: bool,
+    pub(crate) concurrent: bool,
+    pub(crate) context_missing: ContextMissing,
+    pub(crate) sampling_rate: f64,
+    pub(crate) report_errors: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            daemon: None,
+            daemon_address: None,
+            service_name: None,
+            region: None,
+            flush_timeout: Duration::from_millis(20),
+            queue_capacity: 16 * 1024,
+            open_spans: 4096,
+            lambda: false,
+            concurrent: false,
+            context_missing: ContextMissing::LogError,
+            sampling_rate: 0.05,
+            report_errors: true,
+        }
+    }
+}
+
+impl Builder {
+    /// Settings from the environment: `AWS_XRAY_TRACING_NAME` (the segment
+    /// name outside Lambda), `AWS_XRAY_CONTEXT_MISSING`, `AWS_REGION` (the
+    /// region of SDK calls, until the interceptor reports the client's own),
+    /// Lambda detection (`AWS_LAMBDA_FUNCTION_NAME` or `LAMBDA_TASK_ROOT`) and
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`. `AWS_XRAY_DAEMON_ADDRESS` is read when
+    /// the subscriber is built, unless an address was set here.
+    pub fn from_env() -> Self {
+        let context_missing = match env("AWS_XRAY_CONTEXT_MISSING").as_deref() {
+            Some(v) if v.eq_ignore_ascii_case("IGNORE_ERROR") => ContextMissing::IgnoreError,
+            _ => ContextMissing::LogError,
+        };
+        let concurrency = env("AWS_LAMBDA_MAX_CONCURRENCY").and_then(|v| v.trim().parse::<u32>().ok());
+        Builder {
+            service_name: env("AWS_XRAY_TRACING_NAME"),
+            region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
+            lambda: env("AWS_LAMBDA_FUNCTION_NAME").is_some() || env("LAMBDA_TASK_ROOT").is_some(),
+            concurrent: concurrency.is_some_and(|n| n > 1),
+            context_missing,
+            ..Builder::default()
+        }
+    }
+
+    /// Sends to this address instead of `AWS_XRAY_DAEMON_ADDRESS`.
+    pub fn daemon(mut self, address: SocketAddr) -> Self {
+        self.daemon = Some(address);
+        self
+    }
+
+    /// Sends to this daemon address (host names are resolved on the sender thread).
+    pub fn daemon_address(mut self, address: DaemonAddress) -> Self {
+        self.daemon_address = Some(address);
+        self
+    }
+
+    /// The segment name outside Lambda (default: `AWS_XRAY_TRACING_NAME`, else the root span's name).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// The region recorded on SDK calls when nothing more precise is known.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// The longest a Lambda invocation's end waits for its documents to reach
+    /// the socket (default 20 ms; typically it takes tens of microseconds).
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Records the queue holds (default 16,384); a full queue drops and counts.
+    pub fn queue_capacity(mut self, records: usize) -> Self {
+        self.queue_capacity = records;
+        self
+    }
+
+    /// Spans followed at once (default 4,096).
+    pub fn open_spans(mut self, spans: usize) -> Self {
+        self.open_spans = spans;
+        self
+    }
+
+    /// Whether this is a Lambda function (default: detected from the environment).
+    /// In Lambda, traces come only from invocations and nothing is sampled here.
+    pub fn lambda(mut self, lambda: bool) -> Self {
+        self.lambda = lambda;
+        self
+    }
+
+    /// What to do about spans outside any trace.
+    pub fn context_missing(mut self, policy: ContextMissing) -> Self {
+        self.context_missing = policy;
+        self
+    }
+
+    /// The share of requests sampled after the first of each second, outside
+    /// Lambda (default 0.05).
+    pub fn sampling_rate(mut self, rate: f64) -> Self {
+        self.sampling_rate = rate;
+        self
+    }
+
+    /// Whether send errors are printed to stderr, at most once a minute (default on).
+    pub fn report_errors(mut self, on: bool) -> Self {
+        self.report_errors = on;
+        self
+    }
+
+    /// Starts the sender thread and returns the layer.
+    pub fn build(self) -> Result<XRaySubscriber, StartError> {
+        let mut emitter = Emitter::builder()
+            .queue_capacity(self.queue_capacity)
+            .report_errors(self.report_errors)
+            .thread_name("tracing-xray")
+            .guard_timeout(self.flush_timeout.max(Duration::from_millis(100)));
+        if let Some(addr) = self.daemon {
+            emitter = emitter.daemon(addr);
+        } else {
+            let address = match &self.daemon_address {
+                Some(a) => a.clone(),
+                None => DaemonAddress::from_env().map_err(StartError::Address)?,
+            };
+            emitter = emitter.daemon_address(&address);
+        }
+        let (emitter, guard) = emitter.start()?;
+        Ok(XRaySubscriber::new(self, emitter, Some(guard)))
+    }
+}

@@ -1,0 +1,641 @@
+//! The layer: spans in, records out.
+//!
+//! Per span, on the caller's thread: a cached callsite class, one table read
+//! for the parent, one write for the span, a random id, and a record pushed
+//! at open, per field and at close. No allocation, lock or syscall (the span
+//! table and the queue are lock-free and preallocated); the one wait is
+//! deliberate, at the end of a sampled Lambda invocation, bounded by the
+//! flush timeout, so nothing is left to the next thaw.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tracing_core::span::{Attributes, Id, Record as Values};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+use xray_emitter::header::{EXTRAS_CAPACITY, Sampled};
+use xray_emitter::record::FLAG_FAULT;
+use xray_emitter::{
+    Body, Emitter, EmitterGuard, Flushed, Key, Kind, Record, SegmentId, Stats, TraceHeader, TraceId, Value, clock,
+};
+
+use crate::builder::{Builder, ContextMissing};
+use crate::classify::{Callsites, Class};
+use crate::contexts::{self, Contexts};
+use crate::fields::{self, Find, FindU64, Message, SdkFields, UserFields, attr};
+use crate::metadata::AwsMetadataFields;
+use crate::sampler::Sampler;
+use crate::states::{State, States, flag};
+
+/// Extra flag: this span claimed its trace's context slot and frees it at close.
+const OWNS_CONTEXT: u8 = 4;
+
+/// A `tracing_subscriber::Layer` that sends AWS X-Ray documents: Lambda
+/// invocations give the trace, AWS SDK calls become `aws` subsegments, and
+/// every other span in a sampled trace a subsegment where it is nested.
+///
+/// [`XRaySubscriber::default()`] configures itself from the environment; use
+/// [`XRaySubscriber::builder()`] to set things explicitly. Dropping the layer
+/// flushes and stops its sender thread.
+pub struct XRaySubscriber {
+    emitter: Emitter,
+    _guard: Option<EmitterGuard>,
+    states: States,
+    contexts: Contexts,
+    callsites: Callsites,
+    sampler: Sampler,
+    service_name: Option<String>,
+    region: Option<String>,
+    lambda: bool,
+    concurrent: bool,
+    flush_timeout: Duration,
+    context_missing: ContextMissing,
+    warned: AtomicBool,
+    invocations_seen: AtomicBool,
+    last_invocation: [AtomicU64; 4],
+    metadata_open: AtomicUsize,
+}
+
+impl std::fmt::Debug for XRaySubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XRaySubscriber")
+            .field("lambda", &self.lambda)
+            .field("stats", &self.emitter.stats())
+            .finish()
+    }
+}
+
+impl Default for XRaySubscriber {
+    /// Configured from the environment (see [`Builder::from_env`]). If the
+    /// sender cannot start (an invalid `AWS_XRAY_DAEMON_ADDRESS`), the error
+    /// is printed once to stderr and every span is counted as dropped.
+    fn default() -> Self {
+        match Builder::from_env().build() {
+            Ok(layer) => layer,
+            Err(e) => {
+                eprintln!("tracing-xray: {e}; no traces will be sent");
+                XRaySubscriber::new(Builder::from_env(), Emitter::disabled(), None)
+            }
+        }
+    }
+}
+
+/// A cloneable handle to a running [`XRaySubscriber`]'s sender.
+#[derive(Clone, Debug)]
+pub struct XRayHandle {
+    emitter: Emitter,
+}
+
+impl XRayHandle {
+    /// Waits until everything recorded before the call is in the socket, or `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Flushed {
+        self.emitter.flush(timeout)
+    }
+
+    /// What was sent, dropped, truncated, unsampled.
+    pub fn stats(&self) -> Stats {
+        self.emitter.stats()
+    }
+
+    /// Flushes and stops the sender thread (idempotent).
+    pub fn shutdown(&self, timeout: Duration) -> Flushed {
+        self.emitter.shutdown(timeout)
+    }
+}
+
+/// Where a new span goes.
+struct Placement {
+    trace: TraceId,
+    anchor: Option<SegmentId>,
+    flags: u8,
+    op: Option<SegmentId>,
+    context: u16,
+    segment: bool,
+}
+
+impl XRaySubscriber {
+    /// A builder starting from the environment.
+    pub fn builder() -> Builder {
+        Builder::from_env()
+    }
+
+    pub(crate) fn new(b: Builder, emitter: Emitter, guard: Option<EmitterGuard>) -> Self {
+        XRaySubscriber {
+            emitter,
+            _guard: guard,
+            states: States::new(b.open_spans),
+            contexts: Contexts::new(256),
+            callsites: Callsites::default(),
+            sampler: Sampler::new(b.sampling_rate),
+            service_name: b.service_name,
+            region: b.region,
+            lambda: b.lambda,
+            concurrent: b.concurrent,
+            flush_timeout: b.flush_timeout,
+            context_missing: b.context_missing,
+            warned: AtomicBool::new(false),
+            invocations_seen: AtomicBool::new(false),
+            last_invocation: Default::default(),
+            metadata_open: AtomicUsize::new(0),
+        }
+    }
+
+    /// A handle to flush and read the stats after the layer is installed.
+    pub fn handle(&self) -> XRayHandle {
+        XRayHandle {
+            emitter: self.emitter.clone(),
+        }
+    }
+
+    /// The emitter's counters.
+    pub fn stats(&self) -> Stats {
+        self.emitter.stats()
+    }
+
+    pub(crate) fn emitter(&self) -> &Emitter {
+        &self.emitter
+    }
+
+    pub(crate) fn state(&self, id: &Id) -> Option<State> {
+        self.states.get(id.into_u64())
+    }
+
+    /// The header a call made inside span `id` sends downstream: its trace,
+    /// the span (or its SDK call) as parent, the sampling decision, and the
+    /// incoming header's extra keys.
+    pub(crate) fn header_for(&self, id: &Id, parent: Option<SegmentId>) -> Option<TraceHeader> {
+        let s = self.state(id)?;
+        let trace = s.trace?;
+        let parent = parent.or(s.own).or(s.anchor);
+        let sampled = if s.sampled() { Sampled::Yes } else { Sampled::No };
+        let header = TraceHeader::new(trace, parent, Some(sampled));
+        let mut buf = [0u8; EXTRAS_CAPACITY];
+        let n = self.contexts.read(s.context, &mut buf);
+        let extras = std::str::from_utf8(&buf[..n]).unwrap_or_default();
+        Some(header.with_extras(extras).unwrap_or(header))
+    }
+
+    #[inline]
+    fn push(&self, span: SegmentId, body: Body) {
+        self.emitter.push(Record::new(span, body));
+    }
+
+    fn parent_state<S>(&self, attrs: &Attributes<'_>, ctx: &Context<'_, S>) -> (Option<Id>, Option<State>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let parent = if attrs.is_root() {
+            None
+        } else if attrs.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            attrs.parent().cloned()
+        };
+        let Some(pid) = parent else { return (None, None) };
+        if let Some(s) = self.states.get(pid.into_u64()) {
+            return (Some(pid), Some(s));
+        }
+        // The parent is a span this layer does not follow (filtered out for
+        // it, or too many open): the nearest ancestor it does.
+        let found = ctx
+            .span_scope(&pid)
+            .into_iter()
+            .flatten()
+            .find_map(|s| self.states.get(s.id().into_u64()));
+        (Some(pid), found)
+    }
+
+    /// Where a span with no followed parent goes, or `None` (counted) if nowhere.
+    fn root_placement(&self, attrs: &Attributes<'_>, name: &str) -> Option<Placement> {
+        if self.lambda {
+            if let Some(p) = self.fallback_invocation() {
+                return Some(p);
+            }
+            self.untraced(name);
+            return None;
+        }
+        let mut incoming = Find::new("xray.trace_header");
+        attrs.record(&mut incoming);
+        let header = incoming.found.and_then(|t| TraceHeader::parse(&t).ok());
+        let (trace, parent, decided, context) = match header {
+            Some(h) => (
+                h.root.unwrap_or_default(),
+                h.parent,
+                h.sampled,
+                self.contexts.claim(h.extras()),
+            ),
+            None => (TraceId::new(), None, None, contexts::NONE),
+        };
+        let sampled = match decided {
+            Some(Sampled::Yes) => true,
+            Some(Sampled::No) => false,
+            _ => self.sampler.sample(),
+        };
+        let owns = if context == contexts::NONE { 0 } else { OWNS_CONTEXT };
+        Some(Placement {
+            trace,
+            anchor: parent,
+            flags: flag::TOP | owns | if sampled { flag::SAMPLED } else { 0 },
+            op: None,
+            context,
+            segment: true,
+        })
+    }
+
+    /// Outside any invocation span in Lambda: the invocation in progress when
+    /// the runtime runs one at a time (what `_X_AMZN_TRACE_ID` holds), else
+    /// that variable itself if no invocation span was ever seen.
+    fn fallback_invocation(&self) -> Option<Placement> {
+        if self.concurrent {
+            return None;
+        }
+        if self.invocations_seen.load(Ordering::Relaxed) {
+            let w: Vec4 = std::array::from_fn(|i| self.last_invocation[i].load(Ordering::Relaxed));
+            let trace = TraceId::from_parts((w[0] >> 32) as u32, w[0] as u32, w[1]);
+            return Some(Placement {
+                trace,
+                anchor: SegmentId::from_u64(w[2]),
+                flags: flag::TOP | (w[3] as u8 & flag::SAMPLED),
+                op: None,
+                context: contexts::NONE,
+                segment: false,
+            });
+        }
+        let header = std::env::var("_X_AMZN_TRACE_ID").ok()?;
+        let h = TraceHeader::parse(&header).ok()?;
+        Some(Placement {
+            trace: h.root?,
+            anchor: Some(h.parent?),
+            flags: flag::TOP | if h.is_sampled() { flag::SAMPLED } else { 0 },
+            op: None,
+            context: contexts::NONE,
+            segment: false,
+        })
+    }
+
+    #[cold]
+    fn untraced(&self, name: &str) {
+        self.emitter.count_untraced();
+        if self.context_missing == ContextMissing::LogError && !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "tracing-xray: span `{name}` is outside any Lambda invocation (e.g. during init); \
+                 such spans are counted, not sent (this warning is printed once; \
+                 AWS_XRAY_CONTEXT_MISSING=IGNORE_ERROR silences it)"
+            );
+        }
+    }
+
+    fn placement(&self, parent: Option<State>, attrs: &Attributes<'_>, name: &str) -> Option<Placement> {
+        match parent {
+            Some(p) => match p.trace {
+                Some(trace) => Some(Placement {
+                    trace,
+                    anchor: p.anchor,
+                    flags: p.flags & (flag::SAMPLED | flag::TOP),
+                    op: p.op,
+                    context: p.context,
+                    segment: false,
+                }),
+                None => {
+                    self.emitter.count_untraced();
+                    None
+                }
+            },
+            None => self.root_placement(attrs, name),
+        }
+    }
+
+    /// Opens a span that becomes a document; returns its state.
+    fn open_document(&self, id: &Id, class: Class, p: Placement, name: &'static str, kind: Kind) -> Option<SegmentId> {
+        let sampled = p.flags & flag::SAMPLED != 0;
+        if !sampled {
+            self.emitter.count_unsampled();
+        }
+        let own = sampled.then(SegmentId::random);
+        if let Some(own) = own {
+            let kind = if p.segment { Kind::Segment } else { kind };
+            self.push(
+                own,
+                Body::Open {
+                    parent: p.anchor,
+                    time: clock::now(),
+                    name,
+                    kind,
+                },
+            );
+            if p.flags & flag::TOP != 0 {
+                self.push(own, Body::Trace { trace: p.trace });
+            }
+        }
+        let op = if class.is_sdk_call() { own } else { p.op };
+        let state = State {
+            class,
+            flags: p.flags & !flag::TOP,
+            own,
+            anchor: own.or(p.anchor),
+            op,
+            trace: Some(p.trace),
+            context: p.context,
+        };
+        self.states.insert(id.into_u64(), &state);
+        own
+    }
+
+    fn open_user<S>(&self, attrs: &Attributes<'_>, id: &Id, parent: Option<State>, _ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = attrs.metadata();
+        let Some(p) = self.placement(parent, attrs, meta.name()) else { return };
+        let segment = p.segment;
+        let Some(own) = self.open_document(id, Class::User, p, meta.name(), Kind::Local) else { return };
+        if segment {
+            if let Some(name) = &self.service_name {
+                self.emitter.push_str(own, Key::Name, name);
+            }
+        }
+        attrs.record(&mut UserFields {
+            emitter: &self.emitter,
+            span: own,
+        });
+    }
+
+    fn open_sdk_call<S>(&self, attrs: &Attributes<'_>, id: &Id, class: Class, parent: (Option<Id>, Option<State>), ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = attrs.metadata();
+        let (parent_id, parent) = parent;
+        if class == Class::Invoke && parent.is_some_and(|p| p.op.is_some()) {
+            // `invoke` inside an operation span (SDK releases of 2025-03): the
+            // operation span is the call.
+            self.inherit(id, parent, Class::Transparent);
+            return;
+        }
+        if parent.is_none() && !self.lambda {
+            // An SDK call outside any span: no segment to hang it under.
+            self.untraced(meta.name());
+            return;
+        }
+        let Some(p) = self.placement(parent, attrs, meta.name()) else { return };
+        let full = meta.name();
+        let service = match full.rfind('.') {
+            Some(i) if class == Class::Operation => &full[..i],
+            _ => full,
+        };
+        let Some(own) = self.open_document(id, class, p, service, Kind::Aws) else { return };
+        let lowercase = !service.bytes().any(|b| b.is_ascii_uppercase());
+        attrs.record(&mut SdkFields {
+            emitter: &self.emitter,
+            span: own,
+            name_from_service: class == Class::Invoke || lowercase,
+        });
+        let (mut region, mut table) = (None, None);
+        if self.metadata_open.load(Ordering::Relaxed) > 0 {
+            if let Some(pid) = parent_id {
+                for span in ctx.span_scope(&pid).into_iter().flatten() {
+                    if self.callsites.class(span.metadata()) != Class::AwsMetadata {
+                        continue;
+                    }
+                    if let Some(m) = span.extensions().get::<AwsMetadataFields>() {
+                        region = region.or_else(|| m.region.clone());
+                        table = table.or_else(|| m.table_name.clone());
+                    }
+                }
+            }
+        }
+        if let Some(r) = region.as_deref().or(self.region.as_deref()) {
+            self.emitter.push_str(own, Key::Aws("region"), r);
+        }
+        if let Some(t) = table {
+            self.emitter.push_str(own, Key::Aws("table_name"), &t);
+        }
+    }
+
+    fn open_invocation(&self, attrs: &Attributes<'_>, id: &Id) {
+        let mut f = Find::new("xrayTraceId");
+        attrs.record(&mut f);
+        let header = f.found.and_then(|t| TraceHeader::parse(&t).ok());
+        let state = match header {
+            Some(h) if h.root.is_some() && h.parent.is_some() => {
+                let sampled = h.is_sampled();
+                let context = if sampled { self.contexts.claim(h.extras()) } else { contexts::NONE };
+                State {
+                    class: Class::Invocation,
+                    flags: flag::TOP
+                        | if sampled { flag::SAMPLED } else { 0 }
+                        | if context == contexts::NONE { 0 } else { OWNS_CONTEXT },
+                    own: None,
+                    anchor: h.parent,
+                    op: None,
+                    trace: h.root,
+                    context,
+                }
+            }
+            // No header, or one X-Ray cannot use: nothing under it is sent.
+            _ => State {
+                class: Class::Invocation,
+                flags: 0,
+                own: None,
+                anchor: None,
+                op: None,
+                trace: None,
+                context: contexts::NONE,
+            },
+        };
+        if !self.concurrent {
+            if let Some(trace) = state.trace {
+                let (hi, lo) = trace.random();
+                let words = [
+                    u64::from(trace.epoch()) << 32 | u64::from(hi),
+                    lo,
+                    state.anchor.map_or(0, SegmentId::get),
+                    u64::from(state.flags),
+                ];
+                for (slot, w) in self.last_invocation.iter().zip(words) {
+                    slot.store(w, Ordering::Relaxed);
+                }
+                self.invocations_seen.store(true, Ordering::Relaxed);
+            }
+        }
+        self.states.insert(id.into_u64(), &state);
+    }
+
+    /// Remembers a span that is not a document: its children attach above it.
+    fn inherit(&self, id: &Id, parent: Option<State>, class: Class) {
+        if let Some(p) = parent {
+            let state = State {
+                class,
+                flags: p.flags & !OWNS_CONTEXT,
+                own: None,
+                ..p
+            };
+            self.states.insert(id.into_u64(), &state);
+        }
+    }
+
+    fn close_invocation(&self, state: &State) {
+        if !state.sampled() {
+            return;
+        }
+        if let (Some(trace), Some(facade)) = (state.trace, state.anchor) {
+            self.push(facade, Body::EndTrace { trace });
+        }
+        self.emitter.flush(self.flush_timeout);
+    }
+}
+
+type Vec4 = [u64; 4];
+
+impl<S> Layer<S> for XRaySubscriber
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        let _ = self.callsites.class(metadata);
+        Interest::always()
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let class = self.callsites.class(attrs.metadata());
+        match class {
+            Class::Invocation => self.open_invocation(attrs, id),
+            Class::User => {
+                let (_, parent) = self.parent_state(attrs, &ctx);
+                self.open_user(attrs, id, parent, &ctx);
+            }
+            Class::Operation | Class::Invoke => {
+                let parent = self.parent_state(attrs, &ctx);
+                self.open_sdk_call(attrs, id, class, parent, &ctx);
+            }
+            Class::Attempt => {
+                let (_, parent) = self.parent_state(attrs, &ctx);
+                self.inherit(id, parent, Class::Transparent);
+                if let Some(op) = parent.filter(State::sampled).and_then(|p| p.op) {
+                    let mut attempt = FindU64 {
+                        name: "attempt",
+                        found: None,
+                    };
+                    attrs.record(&mut attempt);
+                    if let Some(n) = attempt.found.filter(|&n| n >= 1) {
+                        self.emitter.push(attr(op, Key::Aws("retries"), Value::U64(n - 1)));
+                    }
+                }
+            }
+            Class::Transparent => {
+                let (_, parent) = self.parent_state(attrs, &ctx);
+                self.inherit(id, parent, Class::Transparent);
+            }
+            Class::AwsMetadata => {
+                let (_, parent) = self.parent_state(attrs, &ctx);
+                let mut fields = AwsMetadataFields::default();
+                attrs.record(&mut fields);
+                if let Some(span) = ctx.span(id) {
+                    span.extensions_mut().insert(fields);
+                }
+                self.metadata_open.fetch_add(1, Ordering::Relaxed);
+                let state = parent.map_or(
+                    State {
+                        class: Class::AwsMetadata,
+                        flags: 0,
+                        own: None,
+                        anchor: None,
+                        op: None,
+                        trace: None,
+                        context: contexts::NONE,
+                    },
+                    |p| State {
+                        class: Class::AwsMetadata,
+                        flags: p.flags & !OWNS_CONTEXT,
+                        own: None,
+                        ..p
+                    },
+                );
+                if !self.states.insert(id.into_u64(), &state) {
+                    self.metadata_open.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Values<'_>, ctx: Context<'_, S>) {
+        let Some(state) = self.states.get(id.into_u64()) else { return };
+        match (state.class, state.own) {
+            (Class::User, Some(own)) => values.record(&mut UserFields {
+                emitter: &self.emitter,
+                span: own,
+            }),
+            (Class::Operation | Class::Invoke, Some(own)) => values.record(&mut SdkFields {
+                emitter: &self.emitter,
+                span: own,
+                name_from_service: state.class == Class::Invoke,
+            }),
+            (Class::AwsMetadata, _) => {
+                if let Some(span) = ctx.span(id) {
+                    let mut ext = span.extensions_mut();
+                    if let Some(fields) = ext.get_mut::<AwsMetadataFields>() {
+                        values.record(fields);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let error = *meta.level() == Level::ERROR;
+        let sdk = meta.target().starts_with("aws_sdk_");
+        if !error && !sdk {
+            return;
+        }
+        let span = if event.is_root() {
+            None
+        } else if event.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            event.parent().cloned()
+        };
+        let Some(state) = span.and_then(|id| self.states.get(id.into_u64())) else { return };
+        if !state.sampled() {
+            return;
+        }
+        if sdk {
+            if let Some(op) = state.op {
+                let mut f = Find::new("request_id");
+                event.record(&mut f);
+                if let Some(id) = f.found.as_deref().and_then(fields::unwrap_debug_option) {
+                    self.emitter.push_str(op, Key::Aws("request_id"), id);
+                }
+            }
+        }
+        if error {
+            if let Some(target) = state.own.or(state.op) {
+                let mut m = Message::new();
+                event.record(&mut m);
+                self.emitter.push(attr(target, Key::Flags, Value::U64(FLAG_FAULT)));
+                let text = m.text.as_deref().unwrap_or("error");
+                self.emitter.push_str(target, Key::Exception { remote: false }, text);
+            }
+        }
+    }
+
+    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+        let Some(state) = self.states.remove(id.into_u64()) else { return };
+        if let Some(own) = state.own {
+            self.push(own, Body::Close { time: clock::now() });
+        }
+        match state.class {
+            Class::Invocation => self.close_invocation(&state),
+            Class::AwsMetadata => {
+                self.metadata_open.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        if state.flags & OWNS_CONTEXT != 0 {
+            self.contexts.release(state.context);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Spans of the user's own inside a sampled invocation become subsegments
+//! nested as the spans were; fields follow the documented convention; an
+//! ERROR event marks its span as a fault with the message as the cause.
+
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, count_spans, entities};
+use tracing::{error, info_span};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_xray::XRaySubscriber;
+
+const HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1";
+
+fn invocation(header: &str) -> tracing::Span {
+    info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "req-1", xrayTraceId = header)
+}
+
+#[test]
+fn user_spans_nest_under_the_function_segment() {
+    let daemon = Daemon::start();
+    let layer = XRaySubscriber::builder().daemon(daemon.addr()).lambda(true).build().unwrap();
+    let handle = layer.handle();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let inv = invocation(HEADER);
+        let _g = inv.enter();
+        let outer = info_span!("handle_order", annotation.order_id = 42u64, customer = "alice", http.status_code = 404u64);
+        let _o = outer.enter();
+        {
+            let inner = info_span!("validate", annotation.valid = false);
+            let _i = inner.enter();
+            error!(error = "card declined", "validation failed");
+        }
+        outer.record("customer", "bob");
+    });
+    let stats = handle.stats();
+    let docs = daemon.documents_with_spans(2, Duration::from_secs(2));
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    let d = &docs[0];
+    assert_eq!(count_spans(d), 2);
+    assert_eq!(d["type"], "subsegment");
+    assert_eq!(d["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
+    assert_eq!(d["parent_id"], "53995c3f42cd8ad8");
+    assert_eq!(d["name"], "handle_order");
+    assert_eq!(d["annotations"]["order_id"], 42);
+    assert_eq!(d["metadata"]["default"]["customer"], "bob");
+    assert_eq!(d["http"]["response"]["status"], 404);
+    assert_eq!(d["error"], true);
+    let inner = &d["subsegments"][0];
+    assert_eq!(inner["name"], "validate");
+    assert_eq!(inner["annotations"]["valid"], false);
+    assert_eq!(inner["fault"], true);
+    assert_eq!(inner["cause"]["exceptions"][0]["message"], "card declined");
+    assert_eq!(stats.records_dropped, 0);
+    let _ = entities(&docs);
+}
+
+#[test]
+fn unsampled_invocations_send_nothing_and_count() {
+    let daemon = Daemon::start();
+    let layer = XRaySubscriber::builder().daemon(daemon.addr()).lambda(true).build().unwrap();
+    let handle = layer.handle();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        // Before any invocation (the init phase): counted, not sent.
+        drop(info_span!("init_work").entered());
+        for header in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+        ] {
+            let inv = invocation(header);
+            let _g = inv.enter();
+            let a = info_span!("a");
+            let _a = a.enter();
+            let _b = info_span!("b").entered();
+        }
+    });
+    handle.flush(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(daemon.count(), 0);
+    let s = handle.stats();
+    assert_eq!(s.spans_unsampled, 6);
+    assert_eq!(s.spans_untraced, 1);
+}
