@@ -154,6 +154,7 @@ impl XRaySubscriber {
         self.emitter.stats()
     }
 
+    #[cfg_attr(not(feature = "aws-sdk"), allow(dead_code))]
     pub(crate) fn emitter(&self) -> &Emitter {
         &self.emitter
     }
@@ -162,11 +163,26 @@ impl XRaySubscriber {
         self.states.get(id.into_u64())
     }
 
+    /// The state of span `id`, or of its nearest ancestor this layer follows
+    /// (for callers outside a layer context, such as the SDK interceptor).
+    #[cfg_attr(not(feature = "aws-sdk"), allow(dead_code))]
+    pub(crate) fn state_in(&self, id: &Id, dispatch: &tracing_core::Dispatch) -> Option<State> {
+        if let Some(s) = self.state(id) {
+            return Some(s);
+        }
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(id)?;
+        span.scope().skip(1).find_map(|s| self.state(&s.id()))
+    }
+
     /// The header a call made inside span `id` sends downstream: its trace,
     /// the span (or its SDK call) as parent, the sampling decision, and the
     /// incoming header's extra keys.
     pub(crate) fn header_for(&self, id: &Id, parent: Option<SegmentId>) -> Option<TraceHeader> {
-        let s = self.state(id)?;
+        self.header_for_state(&self.state(id)?, parent)
+    }
+
+    pub(crate) fn header_for_state(&self, s: &State, parent: Option<SegmentId>) -> Option<TraceHeader> {
         let trace = s.trace?;
         let parent = parent.or(s.own).or(s.anchor);
         let sampled = if s.sampled() { Sampled::Yes } else { Sampled::No };

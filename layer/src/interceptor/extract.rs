@@ -1,0 +1,411 @@
+//! Reading allow-listed members out of a serialized request or response.
+//!
+//! The operation's input is type-erased by the time an interceptor sees it,
+//! so members are read where the protocol put them: the top level of a JSON
+//! body (DynamoDB, SQS, most services), a form body (query protocol: SNS),
+//! the URI (S3's bucket and key, Lambda's function name), the query string
+//! or an `x-amz-*` header. A JSON body is streamed: members not listed are
+//! skipped without being built.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::allowlist::{How, Rule};
+
+/// A recorded value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Found {
+    Str(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// Calls `out` for every rule whose member is at the top level of the JSON object `body`.
+pub(crate) fn from_json(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, Found)) {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = de.deserialize_map(TopLevel { rules, out });
+}
+
+struct TopLevel<'r, 'o> {
+    rules: &'r [Rule],
+    out: &'o mut dyn FnMut(&Rule, Found),
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(index) = map.next_key_seed(MatchKey(self.rules))? {
+            let Some(rule) = index.map(|i| &self.rules[i]) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let found = match rule.how {
+                How::Value => map.next_value::<Scalar>()?.0,
+                How::Keys => map.next_value::<MapKeys>()?.0.map(Found::Str),
+                How::Count => map.next_value::<Count>()?.0.map(Found::U64),
+            };
+            if let Some(found) = found {
+                (self.out)(rule, found);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key, as the index of the rule naming it (no allocation for other keys).
+struct MatchKey<'r>(&'r [Rule]);
+
+impl<'de> DeserializeSeed<'de> for MatchKey<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MatchKey<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|r| r.member == v))
+    }
+}
+
+/// A string, number or boolean; anything else is skipped.
+struct Scalar(Option<Found>);
+
+impl<'de> de::Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar(Some(Found::Str(v.to_string()))))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar(Some(Found::I64(v))))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar(Some(Found::U64(v))))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar(Some(Found::F64(v))))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar(Some(Found::Bool(v))))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar(None))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar(None))
+    }
+}
+
+/// The keys of an object, comma-separated.
+struct MapKeys(Option<String>);
+
+impl<'de> de::Deserialize<'de> for MapKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MapKeys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MapKeys, A::Error> {
+                let mut keys = String::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    if !keys.is_empty() {
+                        keys.push(',');
+                    }
+                    keys.push_str(&k);
+                }
+                Ok(MapKeys(Some(keys)))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The length of an array.
+struct Count(Option<u64>);
+
+impl<'de> de::Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(Some(n)))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// `%XX` and (in forms) `+` decoded; invalid escapes kept as they are.
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The `name=value` pairs of a form or query string, decoded.
+pub(crate) fn pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    text.split('&').filter(|p| !p.is_empty()).map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        (percent_decode(k, true), percent_decode(v, true))
+    })
+}
+
+/// Calls `out` for every rule whose member is a field of the form body.
+pub(crate) fn from_form(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, Found)) {
+    let Ok(text) = std::str::from_utf8(body) else { return };
+    for (k, v) in pairs(text) {
+        if let Some(rule) = rules.iter().find(|r| r.how == How::Value && r.member == k) {
+            out(rule, Found::Str(v));
+        }
+    }
+}
+
+/// The parts of an absolute URI: host (without port), path, query.
+pub(crate) fn split_uri(uri: &str) -> (&str, &str, &str) {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let (authority, path_query) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.rfind(':') {
+        Some(i) if !host.ends_with(']') => &host[..i],
+        _ => host,
+    };
+    let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
+    (host, path, query)
+}
+
+/// `FunctionName` → `function-name`, as the SDKs name `x-amz-*` headers.
+fn kebab(member: &str) -> String {
+    let mut out = String::with_capacity(member.len() + 4);
+    for (i, c) in member.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// Members REST protocols put in the URI, query string or headers.
+pub(crate) fn from_rest(
+    service: &str,
+    uri: &str,
+    header: &dyn Fn(&str) -> Option<String>,
+    bucket: Option<&str>,
+    rules: &[Rule],
+    out: &mut dyn FnMut(&Rule, Found),
+) {
+    let (host, path, query) = split_uri(uri);
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s, false))
+        .collect();
+    let after = |marker: &str| {
+        segments
+            .iter()
+            .position(|s| s == marker)
+            .and_then(|i| segments.get(i + 1).cloned())
+    };
+    for rule in rules.iter().filter(|r| r.how == How::Value) {
+        let value = match (service, rule.member.as_str()) {
+            ("s3", "Bucket") => bucket.map(str::to_string).or_else(|| s3_bucket(host, &segments)),
+            ("s3", "Key") => s3_key(path, bucket.or(s3_bucket(host, &segments).as_deref())),
+            ("lambda", "FunctionName") => after("functions"),
+            ("runtime.sagemaker", "EndpointName") => after("endpoints"),
+            (_, member) => pairs(query)
+                .find(|(k, _)| k.eq_ignore_ascii_case(member))
+                .map(|(_, v)| v)
+                .or_else(|| header(&format!("x-amz-{}", kebab(member)))),
+        };
+        if let Some(v) = value {
+            out(rule, Found::Str(v));
+        }
+    }
+}
+
+/// The bucket of an S3 URI: the first label of a virtual-hosted AWS
+/// endpoint, else the first path segment.
+fn s3_bucket(host: &str, segments: &[String]) -> Option<String> {
+    if let Some(i) = host.find(".s3.").or_else(|| host.find(".s3-")) {
+        return Some(host[..i].to_string());
+    }
+    segments.first().cloned()
+}
+
+/// The object key: the path, without the bucket if the URI is path-style.
+fn s3_key(path: &str, bucket: Option<&str>) -> Option<String> {
+    let mut rest = path.strip_prefix('/').unwrap_or(path);
+    if let Some(b) = bucket {
+        if let Some(r) = rest.strip_prefix(b) {
+            if r.is_empty() || r.starts_with('/') {
+                rest = r.strip_prefix('/').unwrap_or(r);
+            }
+        }
+    }
+    (!rest.is_empty()).then(|| percent_decode(rest, false))
+}
+
+/// The value of `bucket: Some("…")` in the debug form of the endpoint
+/// parameters, which is where the SDK keeps an S3 bucket.
+pub(crate) fn bucket_from_params(debug: &str) -> Option<&str> {
+    let start = debug.find("bucket: Some(\"")? + "bucket: Some(\"".len();
+    let len = debug[start..].find('"')?;
+    Some(&debug[start..start + len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interceptor::allowlist::AllowList;
+
+    fn collect(f: impl FnOnce(&mut dyn FnMut(&Rule, Found))) -> Vec<(&'static str, Found)> {
+        let mut v = Vec::new();
+        f(&mut |r: &Rule, found| v.push((r.key, found)));
+        v
+    }
+
+    #[test]
+    fn json_top_level_members() {
+        let rules = &AllowList::get().operation("DynamoDB", "GetItem").unwrap().request;
+        let body = br#"{"Key":{"id":{"S":"1"}},"TableName":"orders","ConsistentRead":true,"ProjectionExpression":"a, b"}"#;
+        let v = collect(|out| from_json(body, rules, out));
+        assert!(v.contains(&("table_name", Found::Str("orders".into()))));
+        assert!(v.contains(&("consistent_read", Found::Bool(true))));
+        assert!(v.contains(&("projection_expression", Found::Str("a, b".into()))));
+        let batch = &AllowList::get().operation("DynamoDB", "BatchGetItem").unwrap().request;
+        let body = br#"{"RequestItems":{"a":{"Keys":[]},"b":{"Keys":[]}}}"#;
+        assert_eq!(collect(|out| from_json(body, batch, out)), vec![("table_names", Found::Str("a,b".into()))]);
+        let rx = &AllowList::get().operation("SQS", "ReceiveMessage").unwrap().response;
+        let body = br#"{"Messages":[{"Body":"x"},{"Body":"y"}]}"#;
+        assert_eq!(collect(|out| from_json(body, rx, out)), vec![("message_count", Found::U64(2))]);
+        assert!(collect(|out| from_json(b"not json", rules, out)).is_empty());
+    }
+
+    #[test]
+    fn form_members() {
+        let rules = &AllowList::get().operation("SNS", "Publish").unwrap().request;
+        let body = b"Action=Publish&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3Atopic&Message=hi+there";
+        assert_eq!(
+            collect(|out| from_form(body, rules, out)),
+            vec![("topic_arn", Found::Str("arn:aws:sns:us-east-1:1:topic".into()))]
+        );
+    }
+
+    #[test]
+    fn s3_bucket_and_key() {
+        let rules = &AllowList::get().operation("S3", "PutObject").unwrap().request;
+        let none = |_: &str| None;
+        for (uri, bucket) in [
+            ("https://my-bucket.s3.us-east-1.amazonaws.com/dir/a%20b.txt?x-id=PutObject", None),
+            ("http://localhost:4566/my-bucket/dir/a%20b.txt", None),
+            ("https://my-bucket.localhost/dir/a%20b.txt", Some("my-bucket")),
+        ] {
+            let mut v = collect(|out| from_rest("s3", uri, &none, bucket, rules, out));
+            v.sort_by_key(|(k, _)| *k);
+            assert_eq!(
+                v,
+                vec![
+                    ("bucket_name", Found::Str("my-bucket".into())),
+                    ("key", Found::Str("dir/a b.txt".into()))
+                ],
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn lambda_invoke() {
+        let rules = &AllowList::get().operation("Lambda", "Invoke").unwrap().request;
+        let headers = |h: &str| (h == "x-amz-invocation-type").then(|| "Event".to_string());
+        let uri = "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/my-fn/invocations?Qualifier=live";
+        let mut v = collect(|out| from_rest("lambda", uri, &headers, None, rules, out));
+        v.sort_by_key(|(k, _)| *k);
+        assert_eq!(
+            v,
+            vec![
+                ("function_name", Found::Str("my-fn".into())),
+                ("invocation_type", Found::Str("Event".into())),
+                ("qualifier", Found::Str("live".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn endpoint_params() {
+        let debug = r#"TypeErasedBox[!Clone]:Params { bucket: Some("my.bucket"), region: Some("us-east-1") }"#;
+        assert_eq!(bucket_from_params(debug), Some("my.bucket"));
+        assert_eq!(bucket_from_params("Params { bucket: None }"), None);
+    }
+
+    #[test]
+    fn uris() {
+        assert_eq!(split_uri("https://h.example:443/a/b?c=d"), ("h.example", "/a/b", "c=d"));
+        assert_eq!(split_uri("http://[::1]/x"), ("[::1]", "/x", ""));
+        assert_eq!(percent_decode("a%2Fb%zz%", false), "a/b%zz%");
+    }
+}

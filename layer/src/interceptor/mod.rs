@@ -1,0 +1,349 @@
+//! `XRayInterceptor`: what the SDK's spans do not carry, read from inside the call.
+//!
+//! Status, error code, throttling and the allow-listed parameters of a call
+//! appear on no span or event; an interceptor sees them. Its hooks run inside
+//! the SDK's spans, so the current span leads to the call's subsegment, and
+//! what the hooks find is pushed straight to it (never as `tracing` events,
+//! which would come back into this layer). Timing stays with the spans: a
+//! timeout drops the call's future and skips the final hooks.
+
+mod allowlist;
+mod extract;
+
+use std::error::Error as _;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::endpoint::EndpointResolverParams;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::Headers;
+use aws_smithy_types::config_bag::ConfigBag;
+use xray_emitter::record::{FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE};
+use xray_emitter::{HttpField, Key, SegmentId, Value};
+
+use crate::fields::{attr, status_flags};
+use crate::subscriber::XRaySubscriber;
+use allowlist::{AllowList, Rule};
+use extract::Found;
+
+/// Reports what only the SDK knows into the current call's X-Ray subsegment:
+/// HTTP status, request id, attempts, error code and message (throttling
+/// recognised by code, since DynamoDB throttles with HTTP 400), the region,
+/// and the parameters the official X-Ray SDKs record (table, queue, bucket,
+/// key, topic, function, …). It also sends `X-Amzn-Trace-Id` with this call's
+/// subsegment as `Parent`, so the service called attaches under it.
+///
+/// ```no_run
+/// # async fn f() {
+/// let config = aws_config::load_from_env().await;
+/// let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+///     aws_sdk_dynamodb::config::Builder::from(&config)
+///         .interceptor(tracing_xray::XRayInterceptor::default())
+///         .build(),
+/// );
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct XRayInterceptor {
+    _private: (),
+}
+
+/// The layer and the current call, if the current span is inside a sampled SDK call.
+fn with_call(f: impl FnOnce(&XRaySubscriber, SegmentId)) {
+    tracing::Span::current().with_subscriber(|(id, dispatch)| {
+        let Some(layer) = dispatch.downcast_ref::<XRaySubscriber>() else { return };
+        let Some(state) = layer.state_in(id, dispatch) else { return };
+        if let (true, Some(op)) = (state.sampled(), state.op) {
+            f(layer, op);
+        }
+    });
+}
+
+fn push_found(layer: &XRaySubscriber, op: SegmentId, key: &'static str, found: Found) {
+    let emitter = layer.emitter();
+    let value = match found {
+        Found::Str(s) => {
+            emitter.push_str(op, Key::Aws(key), &s);
+            return;
+        }
+        Found::I64(v) => Value::I64(v),
+        Found::U64(v) => Value::U64(v),
+        Found::F64(v) => Value::F64(v),
+        Found::Bool(v) => Value::Bool(v),
+    };
+    emitter.push(attr(op, Key::Aws(key), value));
+}
+
+fn service_key(service: &str) -> String {
+    let key: String = service
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if key == "sagemakerruntime" {
+        "runtime.sagemaker".to_string()
+    } else {
+        key
+    }
+}
+
+/// The error code of a failed response: the `x-amzn-errortype` header, else
+/// the body's `__type`/`code` (JSON) or `<Code>` (XML), without namespace.
+pub(crate) fn error_code(headers: &Headers, body: Option<&[u8]>) -> Option<String> {
+    let clean = |s: &str| {
+        let s = s.rsplit_once('#').map_or(s, |(_, c)| c);
+        let s = s.split_once(':').map_or(s, |(c, _)| c);
+        let s = s.trim();
+        (!s.is_empty()).then(|| s.to_string())
+    };
+    if let Some(c) = headers.get("x-amzn-errortype").and_then(clean) {
+        return Some(c);
+    }
+    let body = body?;
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {
+            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+            ["__type", "code", "Code"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(|c| c.as_str()).and_then(clean))
+        }
+        Some(b'<') => xml_tag(body, "Code").and_then(|c| clean(&c)),
+        _ => None,
+    }
+}
+
+/// The error message of a failed response body.
+pub(crate) fn error_message(body: Option<&[u8]>) -> Option<String> {
+    let body = body?;
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {
+            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+            ["message", "Message", "errorMessage"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(|m| m.as_str()).map(str::to_string))
+        }
+        Some(b'<') => xml_tag(body, "Message"),
+        _ => None,
+    }
+}
+
+/// The text of the first `<tag>…</tag>` (S3 and query-protocol errors).
+fn xml_tag(body: &[u8], tag: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let open = format!("<{tag}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find("</")? + start;
+    let value = text[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&");
+    Some(value)
+}
+
+/// Whether an error code means "throttled", by the SDK's own list.
+pub(crate) fn is_throttling(code: &str) -> bool {
+    aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
+}
+
+impl XRayInterceptor {
+    fn record_request(&self, request: &aws_smithy_runtime_api::http::Request, cfg: &ConfigBag) {
+        with_call(|layer, op| {
+            if let Some(region) = cfg.load::<aws_types::region::Region>() {
+                layer.emitter().push_str(op, Key::Aws("region"), region.as_ref());
+            }
+            let Some(meta) = cfg.load::<Metadata>() else { return };
+            let Some(rules) = AllowList::get().operation(meta.service(), meta.name()) else { return };
+            let rules: &[Rule] = &rules.request;
+            let mut seen: Vec<&'static str> = Vec::new();
+            let mut out = |rule: &Rule, found: Found| {
+                if !seen.contains(&rule.key) {
+                    seen.push(rule.key);
+                    push_found(layer, op, rule.key, found);
+                }
+            };
+            let headers = request.headers();
+            let content_type = headers.get("content-type").unwrap_or_default();
+            if let Some(body) = request.body().bytes() {
+                if content_type.contains("json") {
+                    extract::from_json(body, rules, &mut out);
+                } else if content_type.contains("x-www-form-urlencoded") {
+                    extract::from_form(body, rules, &mut out);
+                }
+            }
+            let params = cfg.load::<EndpointResolverParams>().map(|p| format!("{p:?}"));
+            let bucket = params.as_deref().and_then(extract::bucket_from_params);
+            let header = |name: &str| headers.get(name).map(str::to_string);
+            let service = service_key(meta.service());
+            extract::from_rest(&service, request.uri(), &header, bucket, rules, &mut out);
+        });
+    }
+
+    fn record_outcome(&self, context: &FinalizerInterceptorContextRef<'_>, cfg: &ConfigBag) {
+        with_call(|layer, op| {
+            let emitter = layer.emitter();
+            if let Some(n) = cfg.load::<RequestAttempts>().map(|a| a.attempts()).filter(|&n| n >= 1) {
+                emitter.push(attr(op, Key::Aws("retries"), Value::U64(u64::from(n - 1))));
+            }
+            let response = context.response();
+            let mut flags = 0;
+            if let Some(r) = response {
+                let status = r.status().as_u16();
+                emitter.push(attr(op, Key::Http(HttpField::Status), Value::U64(u64::from(status))));
+                flags |= status_flags(u64::from(status));
+                let headers = r.headers();
+                if let Some(id) = headers.get("x-amzn-requestid").or_else(|| headers.get("x-amz-request-id")) {
+                    emitter.push_str(op, Key::Aws("request_id"), id);
+                }
+                if let Some(id2) = headers.get("x-amz-id-2") {
+                    emitter.push_str(op, Key::Aws("id_2"), id2);
+                }
+            }
+            match context.output_or_error() {
+                Some(Ok(_)) => {
+                    if let Some(r) = response {
+                        self.record_response(layer, op, r, cfg);
+                    }
+                }
+                Some(Err(err)) => {
+                    let (code, message) = match response {
+                        Some(r) => (error_code(r.headers(), r.body().bytes()), error_message(r.body().bytes())),
+                        None => {
+                            let kind = if err.is_timeout_error() {
+                                "TimeoutError"
+                            } else if err.is_connector_error() {
+                                "DispatchFailure"
+                            } else {
+                                "SdkError"
+                            };
+                            let message = match err.source() {
+                                Some(source) => format!("{err}: {source}"),
+                                None => err.to_string(),
+                            };
+                            (Some(kind.to_string()), Some(message))
+                        }
+                    };
+                    if code.as_deref().is_some_and(is_throttling) {
+                        flags |= FLAG_ERROR | FLAG_THROTTLE;
+                    }
+                    if flags == 0 {
+                        flags = FLAG_FAULT;
+                    }
+                    let text = message.as_deref().or(code.as_deref()).unwrap_or("error");
+                    emitter.push_str(op, Key::Exception { remote: response.is_some() }, text);
+                    if let Some(code) = &code {
+                        emitter.push_str(op, Key::ExceptionType, code);
+                    }
+                }
+                None => {}
+            }
+            if flags != 0 {
+                emitter.push(attr(op, Key::Flags, Value::U64(flags)));
+            }
+        });
+    }
+
+    fn record_response(
+        &self,
+        layer: &XRaySubscriber,
+        op: SegmentId,
+        response: &aws_smithy_runtime_api::http::Response,
+        cfg: &ConfigBag,
+    ) {
+        let Some(meta) = cfg.load::<Metadata>() else { return };
+        let Some(rules) = AllowList::get().operation(meta.service(), meta.name()) else { return };
+        let rules: &[Rule] = &rules.response;
+        let mut out = |rule: &Rule, found: Found| push_found(layer, op, rule.key, found);
+        let headers = response.headers();
+        let json = headers.get("content-type").unwrap_or_default().contains("json");
+        if let (true, Some(body)) = (json, response.body().bytes()) {
+            extract::from_json(body, rules, &mut out);
+        }
+        let header = |name: &str| headers.get(name).map(str::to_string);
+        let rest: Vec<Rule> = rules.iter().filter(|r| r.member != "StatusCode").cloned().collect();
+        extract::from_rest("", "", &header, None, &rest, &mut out);
+    }
+}
+
+impl Intercept for XRayInterceptor {
+    fn name(&self) -> &'static str {
+        "XRayInterceptor"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // The request is the same on every attempt: read it once.
+        if cfg.load::<RequestAttempts>().is_none_or(|a| a.attempts() <= 1) {
+            self.record_request(context.request(), cfg);
+        }
+        Ok(())
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let header = tracing::Span::current()
+            .with_subscriber(|(id, dispatch)| {
+                let layer = dispatch.downcast_ref::<XRaySubscriber>()?;
+                let state = layer.state_in(id, dispatch)?;
+                layer.header_for_state(&state, state.op)
+            })
+            .flatten();
+        if let Some(header) = header {
+            // SigV4 does not sign this header, so setting it after signing is safe.
+            let _ = context
+                .request_mut()
+                .headers_mut()
+                .try_insert("X-Amzn-Trace-Id", header.encode().to_string());
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.record_outcome(context, cfg);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes() {
+        let mut h = Headers::new();
+        h.insert("x-amzn-errortype", "ResourceNotFoundException:http://internal.amazon.com/coral/");
+        assert_eq!(error_code(&h, None).as_deref(), Some("ResourceNotFoundException"));
+        let empty = Headers::new();
+        let json = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}"#;
+        assert_eq!(
+            error_code(&empty, Some(json)).as_deref(),
+            Some("ProvisionedThroughputExceededException")
+        );
+        assert_eq!(error_message(Some(json)).as_deref(), Some("Rate exceeded"));
+        let xml = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key &amp; more</Message></Error>";
+        assert_eq!(error_code(&empty, Some(xml)).as_deref(), Some("NoSuchKey"));
+        assert_eq!(error_message(Some(xml)).as_deref(), Some("The key & more"));
+        assert!(is_throttling("ProvisionedThroughputExceededException"));
+        assert!(is_throttling("SlowDown"));
+        assert!(!is_throttling("ResourceNotFoundException"));
+    }
+}
