@@ -54,6 +54,13 @@ pub(crate) const INVOCATION_SPAN: &str = "Lambda runtime invoke";
 pub(crate) const OWN_TARGET: &str = "tracing_xray";
 pub(crate) const AWS_METADATA_SPAN: &str = "aws_metadata";
 
+/// Spans and events of the AWS SDK for Rust and its runtime crates.
+pub(crate) fn is_sdk_target(target: &str) -> bool {
+    ["aws_sdk_", "aws_smithy_", "aws_config", "aws_runtime", "aws_credential_types", "aws_types"]
+        .iter()
+        .any(|p| target.starts_with(p))
+}
+
 fn has_field(meta: &Metadata<'_>, name: &str) -> bool {
     meta.fields().field(name).is_some()
 }
@@ -72,12 +79,7 @@ pub(crate) fn classify(meta: &Metadata<'_>) -> Class {
     if target == OWN_TARGET && name == AWS_METADATA_SPAN {
         return Class::AwsMetadata;
     }
-    let sdk = target.starts_with("aws_sdk_")
-        || target.starts_with("aws_smithy_")
-        || target.starts_with("aws_config")
-        || target.starts_with("aws_runtime")
-        || target.starts_with("aws_credential_types");
-    if !sdk {
+    if !is_sdk_target(target) {
         return Class::User;
     }
     if has_field(meta, "rpc.service") && has_field(meta, "rpc.method") {

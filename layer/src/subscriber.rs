@@ -602,9 +602,13 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let error = *meta.level() == Level::ERROR;
-        let sdk = meta.target().starts_with("aws_sdk_");
-        if !error && !sdk {
+        let target = meta.target();
+        // The SDK logs its request ids as DEBUG events; a user's ERROR event
+        // marks its span. The SDK's own ERROR logs are about its internals,
+        // not the call's outcome (which the interceptor reports).
+        let request_id = target.starts_with("aws_sdk_");
+        let error = *meta.level() == Level::ERROR && !crate::classify::is_sdk_target(target);
+        if !error && !request_id {
             return;
         }
         let span = if event.is_root() {
@@ -618,7 +622,7 @@ where
         if !state.sampled() {
             return;
         }
-        if sdk {
+        if request_id {
             if let Some(op) = state.op {
                 let mut f = Find::new("request_id");
                 event.record(&mut f);

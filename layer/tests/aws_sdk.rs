@@ -1,0 +1,325 @@
+//! Real AWS SDK for Rust clients, answered by the SDK's own replay HTTP
+//! client (no network): every call becomes one `aws` subsegment with the
+//! right operation, table/bucket/queue, status, request id, retries and
+//! error/throttle/fault flags — with the interceptor, and (less) without it.
+
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+use aws_smithy_types::body::SdkBody;
+use common::{Daemon, entities};
+use serde_json::Value as Json;
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_xray::{XRayInterceptor, XRaySubscriber};
+
+const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+const FACADE: &str = "53995c3f42cd8ad8";
+
+fn header() -> String {
+    format!("Root={ROOT};Parent={FACADE};Sampled=1;Lineage=a87bd80c:1")
+}
+
+fn event(status: u16, headers: &[(&str, &str)], body: &str) -> ReplayEvent {
+    let request = http::Request::builder()
+        .uri("https://example.com/")
+        .body(SdkBody::empty())
+        .unwrap();
+    let mut response = http::Response::builder().status(status);
+    for (k, v) in headers {
+        response = response.header(*k, *v);
+    }
+    ReplayEvent::new(request, response.body(SdkBody::from(body.to_string())).unwrap())
+}
+
+fn dynamodb_ok(request_id: &str) -> ReplayEvent {
+    event(
+        200,
+        &[("content-type", "application/x-amz-json-1.0"), ("x-amzn-requestid", request_id)],
+        r#"{"Item":{"id":{"S":"1"}}}"#,
+    )
+}
+
+fn dynamodb_error(status: u16, code: &str, message: &str) -> ReplayEvent {
+    let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"}}"#);
+    event(
+        status,
+        &[("content-type", "application/x-amz-json-1.0"), ("x-amzn-requestid", "ERR-REQ")],
+        &body,
+    )
+}
+
+fn credentials() -> Credentials {
+    Credentials::new("AKIDEXAMPLE", "secret", None, None, "test")
+}
+
+fn dynamodb(http: StaticReplayClient, interceptor: bool) -> aws_sdk_dynamodb::Client {
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(credentials())
+        .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1)))
+        .http_client(http);
+    if interceptor {
+        config = config.interceptor(XRayInterceptor::default());
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
+}
+
+/// Runs `f` inside a sampled invocation span with the X-Ray layer installed,
+/// and returns the documents that arrived.
+async fn traced<F: std::future::Future<Output = ()>>(spans: usize, f: F) -> Vec<Json> {
+    let daemon = Daemon::start();
+    let layer = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .region("us-west-2")
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let guard = tracing::subscriber::set_default(subscriber);
+    let invocation = tracing::info_span!(
+        target: "lambda_runtime::layers::trace",
+        "Lambda runtime invoke",
+        requestId = "req-1",
+        xrayTraceId = header().as_str()
+    );
+    f.instrument(invocation).await;
+    drop(guard);
+    assert!(handle.flush(Duration::from_secs(2)).complete);
+    let docs = daemon.documents_with_spans(spans, Duration::from_secs(3));
+    assert_eq!(handle.stats().records_dropped, 0);
+    docs
+}
+
+fn only_call(docs: &[Json]) -> Json {
+    let calls: Vec<Json> = entities(docs).into_iter().filter(|e| e["namespace"] == "aws").collect();
+    assert_eq!(calls.len(), 1, "{docs:?}");
+    calls[0].clone()
+}
+
+#[tokio::test]
+async fn get_item_ok_with_interceptor() {
+    let http = StaticReplayClient::new(vec![dynamodb_ok("REQ-OK-1")]);
+    let client = dynamodb(http.clone(), true);
+    let docs = traced(1, async {
+        let out = client
+            .get_item()
+            .table_name("orders")
+            .key("id", AttributeValue::S("1".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        assert!(out.item().is_some());
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["name"], "DynamoDB");
+    assert_eq!(call["type"], "subsegment");
+    assert_eq!(call["trace_id"], ROOT);
+    assert_eq!(call["parent_id"], FACADE);
+    assert_eq!(call["aws"]["operation"], "GetItem");
+    assert_eq!(call["aws"]["table_name"], "orders");
+    assert_eq!(call["aws"]["consistent_read"], true);
+    assert_eq!(call["aws"]["region"], "eu-west-1", "the client's region wins over AWS_REGION");
+    assert_eq!(call["aws"]["request_id"], "REQ-OK-1");
+    assert_eq!(call["aws"]["retries"], 0);
+    assert_eq!(call["http"]["response"]["status"], 200);
+    for flag in ["error", "fault", "throttle"] {
+        assert!(call.get(flag).is_none(), "{flag} in {call}");
+    }
+    // The service called is told this call is its parent, Lineage kept.
+    let sent = http.actual_requests().next().unwrap();
+    let trace = sent.headers().get("x-amzn-trace-id").expect("trace header");
+    assert_eq!(
+        trace,
+        format!("Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1", call["id"].as_str().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn get_item_not_found_is_an_error_with_its_cause() {
+    let http = StaticReplayClient::new(vec![dynamodb_error(
+        400,
+        "ResourceNotFoundException",
+        "Requested resource not found",
+    )]);
+    let client = dynamodb(http, true);
+    let docs = traced(1, async {
+        let err = client.get_item().table_name("missing").key("id", AttributeValue::S("1".into())).send().await;
+        assert!(err.is_err());
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["aws"]["table_name"], "missing");
+    assert_eq!(call["http"]["response"]["status"], 400);
+    assert_eq!(call["error"], true);
+    assert!(call.get("throttle").is_none() && call.get("fault").is_none());
+    let ex = &call["cause"]["exceptions"][0];
+    assert_eq!(ex["type"], "ResourceNotFoundException");
+    assert_eq!(ex["message"], "Requested resource not found");
+    assert_eq!(ex["remote"], true);
+    assert_eq!(call["aws"]["request_id"], "ERR-REQ");
+}
+
+#[tokio::test]
+async fn throttling_by_code_on_http_400() {
+    let throttled = || dynamodb_error(400, "ProvisionedThroughputExceededException", "Rate of requests exceeds the allowed throughput.");
+    let http = StaticReplayClient::new(vec![throttled(), throttled(), throttled()]);
+    let client = dynamodb(http, true);
+    let docs = traced(1, async {
+        let r = client.get_item().table_name("hot").key("id", AttributeValue::S("1".into())).send().await;
+        assert!(r.is_err());
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["throttle"], true);
+    assert_eq!(call["error"], true);
+    assert!(call.get("fault").is_none());
+    assert_eq!(call["aws"]["retries"], 2, "the SDK retried the throttled call twice");
+    assert_eq!(call["cause"]["exceptions"][0]["type"], "ProvisionedThroughputExceededException");
+}
+
+#[tokio::test]
+async fn a_retried_500_then_200_is_not_a_fault() {
+    let http = StaticReplayClient::new(vec![
+        dynamodb_error(500, "InternalServerError", "Internal server error"),
+        dynamodb_ok("REQ-AFTER-RETRY"),
+    ]);
+    let client = dynamodb(http, true);
+    let docs = traced(1, async {
+        client.get_item().table_name("orders").key("id", AttributeValue::S("1".into())).send().await.unwrap();
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["aws"]["retries"], 1);
+    assert_eq!(call["http"]["response"]["status"], 200);
+    assert_eq!(call["aws"]["request_id"], "REQ-AFTER-RETRY");
+    for flag in ["error", "fault", "throttle"] {
+        assert!(call.get(flag).is_none(), "{flag} in {call}");
+    }
+}
+
+#[tokio::test]
+async fn s3_put_object_records_bucket_and_key() {
+    let http = StaticReplayClient::new(vec![event(
+        200,
+        &[("etag", "\"abc\""), ("x-amz-request-id", "S3REQ"), ("x-amz-id-2", "S3ID2")],
+        "",
+    )]);
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("AKID", "secret", None, None, "test"))
+            .http_client(http)
+            .interceptor(XRayInterceptor::default())
+            .build(),
+    );
+    let docs = traced(1, async {
+        client
+            .put_object()
+            .bucket("my-bucket")
+            .key("reports/2026/nov report.csv")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"a,b\n1,2\n"))
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["name"], "S3");
+    assert_eq!(call["aws"]["operation"], "PutObject");
+    assert_eq!(call["aws"]["bucket_name"], "my-bucket");
+    assert_eq!(call["aws"]["key"], "reports/2026/nov report.csv");
+    assert_eq!(call["aws"]["request_id"], "S3REQ");
+    assert_eq!(call["aws"]["id_2"], "S3ID2");
+    assert_eq!(call["http"]["response"]["status"], 200);
+}
+
+#[tokio::test]
+async fn sqs_send_message_records_the_queue_url() {
+    let queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-queue";
+    let http = StaticReplayClient::new(vec![event(
+        200,
+        &[("content-type", "application/x-amz-json-1.0"), ("x-amzn-requestid", "SQSREQ")],
+        r#"{"MD5OfMessageBody":"5d41402abc4b2a76b9719d911017c592","MessageId":"5fea7756-0ea4-451a-a703-a558b933e274"}"#,
+    )]);
+    let client = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("AKID", "secret", None, None, "test"))
+            .http_client(http)
+            .interceptor(XRayInterceptor::default())
+            .build(),
+    );
+    let docs = traced(1, async {
+        client.send_message().queue_url(queue).message_body("hello").delay_seconds(0).send().await.unwrap();
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["name"], "SQS");
+    assert_eq!(call["aws"]["operation"], "SendMessage");
+    assert_eq!(call["aws"]["queue_url"], queue);
+    assert_eq!(call["aws"]["message_id"], "5fea7756-0ea4-451a-a703-a558b933e274");
+    assert_eq!(call["aws"]["request_id"], "SQSREQ");
+}
+
+#[tokio::test]
+async fn spans_alone_give_name_operation_retries_request_id_and_timing() {
+    let http = StaticReplayClient::new(vec![
+        dynamodb_error(500, "InternalServerError", "Internal server error"),
+        dynamodb_ok("REQ-SPANS"),
+    ]);
+    let client = dynamodb(http, false);
+    let docs = traced(1, async {
+        client
+            .get_item()
+            .table_name("orders")
+            .key("id", AttributeValue::S("1".into()))
+            .send()
+            .instrument(tracing_xray::aws_metadata(None, Some("orders")))
+            .await
+            .unwrap();
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["name"], "DynamoDB");
+    assert_eq!(call["aws"]["operation"], "GetItem");
+    assert_eq!(call["aws"]["retries"], 1);
+    assert_eq!(call["aws"]["request_id"], "REQ-SPANS");
+    assert_eq!(call["aws"]["table_name"], "orders", "from aws_metadata");
+    assert_eq!(call["aws"]["region"], "us-west-2", "from the layer's configured region");
+    assert!(call["end_time"].as_f64().unwrap() > call["start_time"].as_f64().unwrap());
+    assert!(call.get("http").is_none(), "status needs the interceptor");
+}
+
+#[tokio::test]
+async fn sdk_calls_nest_in_the_users_span() {
+    let http = StaticReplayClient::new(vec![dynamodb_ok("A"), dynamodb_ok("B")]);
+    let client = dynamodb(http, true);
+    let docs = traced(3, async {
+        async {
+            for _ in 0..2 {
+                client.get_item().table_name("t").key("id", AttributeValue::S("1".into())).send().await.unwrap();
+            }
+        }
+        .instrument(tracing::info_span!("load_user", annotation.user = "u1"))
+        .await;
+    })
+    .await;
+    assert_eq!(docs.len(), 1);
+    let user = &docs[0];
+    assert_eq!(user["name"], "load_user");
+    let calls = user["subsegments"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["aws"]["request_id"], "A");
+    assert_eq!(calls[1]["aws"]["request_id"], "B");
+    assert!(calls.iter().all(|c| c["namespace"] == "aws" && c.get("subsegments").is_none()));
+}
