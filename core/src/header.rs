@@ -352,10 +352,13 @@ mod tests {
     fn extras_merge_into_a_new_header() {
         let h = TraceHeader::parse(LAMBDA).unwrap();
         let root = h.root.unwrap();
-        let rebuilt = TraceHeader::new(root, h.parent, h.sampled).with_extras(h.extras()).unwrap();
+        let rebuilt = TraceHeader::new(root, h.parent, h.sampled)
+            .with_extras(h.extras())
+            .unwrap();
         assert_eq!(rebuilt, h);
         assert_eq!(
-            TraceHeader::new(root, None, None).with_extras("Root=1-5759e988-bd862e3fe1be46a994272793"),
+            TraceHeader::new(root, None, None)
+                .with_extras("Root=1-5759e988-bd862e3fe1be46a994272793"),
             Err(HeaderError::Duplicate)
         );
     }

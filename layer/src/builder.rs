@@ -70,7 +70,8 @@ impl Builder {
             Some(v) if v.eq_ignore_ascii_case("IGNORE_ERROR") => ContextMissing::IgnoreError,
             _ => ContextMissing::LogError,
         };
-        let concurrency = env("AWS_LAMBDA_MAX_CONCURRENCY").and_then(|v| v.trim().parse::<u32>().ok());
+        let concurrency =
+            env("AWS_LAMBDA_MAX_CONCURRENCY").and_then(|v| v.trim().parse::<u32>().ok());
         Builder {
             service_name: env("AWS_XRAY_TRACING_NAME"),
             region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),

@@ -56,9 +56,16 @@ pub(crate) const AWS_METADATA_SPAN: &str = "aws_metadata";
 
 /// Spans and events of the AWS SDK for Rust and its runtime crates.
 pub(crate) fn is_sdk_target(target: &str) -> bool {
-    ["aws_sdk_", "aws_smithy_", "aws_config", "aws_runtime", "aws_credential_types", "aws_types"]
-        .iter()
-        .any(|p| target.starts_with(p))
+    [
+        "aws_sdk_",
+        "aws_smithy_",
+        "aws_config",
+        "aws_runtime",
+        "aws_credential_types",
+        "aws_types",
+    ]
+    .iter()
+    .any(|p| target.starts_with(p))
 }
 
 fn has_field(meta: &Metadata<'_>, name: &str) -> bool {
@@ -69,7 +76,7 @@ fn has_field(meta: &Metadata<'_>, name: &str) -> bool {
 pub(crate) fn classify(meta: &Metadata<'_>) -> Class {
     let target = meta.target();
     let name = meta.name();
-    if target.starts_with("lambda_runtime") {
+    if target == "lambda_runtime" || target.starts_with("lambda_runtime::") {
         return if name == INVOCATION_SPAN {
             Class::Invocation
         } else {
@@ -83,7 +90,11 @@ pub(crate) fn classify(meta: &Metadata<'_>) -> Class {
         return Class::User;
     }
     if has_field(meta, "rpc.service") && has_field(meta, "rpc.method") {
-        return if name == "invoke" { Class::Invoke } else { Class::Operation };
+        return if name == "invoke" {
+            Class::Invoke
+        } else {
+            Class::Operation
+        };
     }
     if name == "invoke" && has_field(meta, "service") && has_field(meta, "operation") {
         return Class::Invoke;
@@ -136,8 +147,12 @@ impl Callsites {
             if entry == 0 {
                 let class = classify(meta);
                 // Losing this race to another callsite only costs a later reclassification.
-                let _ =
-                    self.entries[i].compare_exchange(0, key | class as usize, Ordering::Relaxed, Ordering::Relaxed);
+                let _ = self.entries[i].compare_exchange(
+                    0,
+                    key | class as usize,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 return class;
             }
             i = (i + 1) % CACHE;

@@ -34,14 +34,18 @@ pub(crate) struct Contexts {
 
 impl std::fmt::Debug for Contexts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Contexts").field("capacity", &self.slots.len()).finish()
+        f.debug_struct("Contexts")
+            .field("capacity", &self.slots.len())
+            .finish()
     }
 }
 
 impl Contexts {
     pub(crate) fn new(capacity: usize) -> Self {
         Contexts {
-            slots: (0..capacity.min(usize::from(NONE))).map(|_| Slot::default()).collect(),
+            slots: (0..capacity.min(usize::from(NONE)))
+                .map(|_| Slot::default())
+                .collect(),
         }
     }
 

@@ -99,7 +99,8 @@ impl UserFields<'_> {
             if let (Key::Http(HttpField::Status), Some(s)) = (key, status) {
                 let bits = status_flags(s);
                 if bits != 0 {
-                    self.emitter.push(attr(self.span, Key::Flags, Value::U64(bits)));
+                    self.emitter
+                        .push(attr(self.span, Key::Flags, Value::U64(bits)));
                 }
             }
             self.emitter.push(attr(self.span, key, value));
@@ -126,10 +127,10 @@ impl Visit for UserFields<'_> {
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if let Some(key) = key_for(field.name()) {
-            if key == Key::Http(HttpField::Status) {
-                if let Ok(status) = value.trim().parse::<u64>() {
-                    return self.value(field, Value::U64(status));
-                }
+            if key == Key::Http(HttpField::Status)
+                && let Ok(status) = value.trim().parse::<u64>()
+            {
+                return self.value(field, Value::U64(status));
             }
             self.emitter.push_str(self.span, key, value);
         }
@@ -204,16 +205,21 @@ impl Visit for SdkFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "rpc.method" | "operation" => {
-                self.emitter.push_str(self.span, Key::Aws("operation"), value);
+                self.emitter
+                    .push_str(self.span, Key::Aws("operation"), value);
             }
             "rpc.service" | "service" if self.name_from_service => {
-                self.emitter.push_str(self.span, Key::Name, service_name(value));
+                self.emitter
+                    .push_str(self.span, Key::Name, service_name(value));
             }
             _ => {}
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if matches!(field.name(), "rpc.method" | "operation" | "rpc.service" | "service") {
+        if matches!(
+            field.name(),
+            "rpc.method" | "operation" | "rpc.service" | "service"
+        ) {
             let text = format(value);
             self.record_str(field, text.trim_matches('"'));
         }
@@ -249,10 +255,7 @@ pub(crate) fn service_name(id: &str) -> &str {
         ("apigateway", "API Gateway"),
         ("cognitoidentityprovider", "Cognito Identity Provider"),
     ];
-    KNOWN
-        .iter()
-        .find(|(k, _)| *k == id)
-        .map_or(id, |(_, v)| *v)
+    KNOWN.iter().find(|(k, _)| *k == id).map_or(id, |(_, v)| *v)
 }
 
 /// The message of an event: its `message` field, else `error`, `exception.message`.
@@ -263,7 +266,10 @@ pub(crate) struct Message {
 
 impl Message {
     pub(crate) fn new() -> Self {
-        Message { text: None, rank: 0 }
+        Message {
+            text: None,
+            rank: 0,
+        }
     }
 
     fn offer(&mut self, field: &Field, text: impl FnOnce() -> Text) {

@@ -58,9 +58,18 @@ pub fn init_with(xray: XRaySubscriber) -> Result<XRayHandle, TryInitError> {
         .from_env_lossy();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt_layer = if json {
-        fmt::layer().json().with_target(false).without_time().with_filter(logs).boxed()
+        fmt::layer()
+            .json()
+            .with_target(false)
+            .without_time()
+            .with_filter(logs)
+            .boxed()
     } else {
-        fmt::layer().with_target(false).without_time().with_filter(logs).boxed()
+        fmt::layer()
+            .with_target(false)
+            .without_time()
+            .with_filter(logs)
+            .boxed()
     };
     tracing_subscriber::registry()
         .with(fmt_layer)

@@ -24,7 +24,11 @@ fn base() -> Instant {
 
 impl Sampler {
     pub(crate) fn new(rate: f64) -> Self {
-        let rate = if rate.is_finite() { rate.clamp(0.0, 1.0) } else { 0.0 };
+        let rate = if rate.is_finite() {
+            rate.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         Sampler {
             taken: AtomicU64::new(0),
             threshold: (rate * u64::MAX as f64) as u64,

@@ -81,7 +81,8 @@ impl State {
             own: SegmentId::from_u64(w[0]),
             anchor: SegmentId::from_u64(w[1]),
             op: SegmentId::from_u64(w[2]),
-            trace: (info >> 32 & 1 == 1).then(|| TraceId::from_parts((w[3] >> 32) as u32, w[3] as u32, w[4])),
+            trace: (info >> 32 & 1 == 1)
+                .then(|| TraceId::from_parts((w[3] >> 32) as u32, w[3] as u32, w[4])),
         }
     }
 }
@@ -102,7 +103,9 @@ pub(crate) struct States {
 
 impl std::fmt::Debug for States {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("States").field("capacity", &self.slots.len()).finish()
+        f.debug_struct("States")
+            .field("capacity", &self.slots.len())
+            .finish()
     }
 }
 

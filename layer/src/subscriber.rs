@@ -18,7 +18,8 @@ use tracing_subscriber::registry::LookupSpan;
 use xray_emitter::header::{EXTRAS_CAPACITY, Sampled};
 use xray_emitter::record::FLAG_FAULT;
 use xray_emitter::{
-    Body, Emitter, EmitterGuard, Flushed, Key, Kind, Record, SegmentId, Stats, TraceHeader, TraceId, Value, clock,
+    Body, Emitter, EmitterGuard, Flushed, Key, Kind, Record, SegmentId, Stats, TraceHeader,
+    TraceId, Value, clock,
 };
 
 use crate::builder::{Builder, ContextMissing};
@@ -182,10 +183,18 @@ impl XRaySubscriber {
         self.header_for_state(&self.state(id)?, parent)
     }
 
-    pub(crate) fn header_for_state(&self, s: &State, parent: Option<SegmentId>) -> Option<TraceHeader> {
+    pub(crate) fn header_for_state(
+        &self,
+        s: &State,
+        parent: Option<SegmentId>,
+    ) -> Option<TraceHeader> {
         let trace = s.trace?;
         let parent = parent.or(s.own).or(s.anchor);
-        let sampled = if s.sampled() { Sampled::Yes } else { Sampled::No };
+        let sampled = if s.sampled() {
+            Sampled::Yes
+        } else {
+            Sampled::No
+        };
         let header = TraceHeader::new(trace, parent, Some(sampled));
         let mut buf = [0u8; EXTRAS_CAPACITY];
         let n = self.contexts.read(s.context, &mut buf);
@@ -198,7 +207,11 @@ impl XRaySubscriber {
         self.emitter.push(Record::new(span, body));
     }
 
-    fn parent_state<S>(&self, attrs: &Attributes<'_>, ctx: &Context<'_, S>) -> (Option<Id>, Option<State>)
+    fn parent_state<S>(
+        &self,
+        attrs: &Attributes<'_>,
+        ctx: &Context<'_, S>,
+    ) -> (Option<Id>, Option<State>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -209,7 +222,9 @@ impl XRaySubscriber {
         } else {
             attrs.parent().cloned()
         };
-        let Some(pid) = parent else { return (None, None) };
+        let Some(pid) = parent else {
+            return (None, None);
+        };
         if let Some(s) = self.states.get(pid.into_u64()) {
             return (Some(pid), Some(s));
         }
@@ -249,7 +264,11 @@ impl XRaySubscriber {
             Some(Sampled::No) => false,
             _ => self.sampler.sample(),
         };
-        let owns = if context == contexts::NONE { 0 } else { OWNS_CONTEXT };
+        let owns = if context == contexts::NONE {
+            0
+        } else {
+            OWNS_CONTEXT
+        };
         Some(Placement {
             trace,
             anchor: parent,
@@ -294,7 +313,9 @@ impl XRaySubscriber {
     #[cold]
     fn untraced(&self, name: &str) {
         self.emitter.count_untraced();
-        if self.context_missing == ContextMissing::LogError && !self.warned.swap(true, Ordering::Relaxed) {
+        if self.context_missing == ContextMissing::LogError
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
             eprintln!(
                 "tracing-xray: span `{name}` is outside any Lambda invocation (e.g. during init); \
                  such spans are counted, not sent (this warning is printed once; \
@@ -303,7 +324,12 @@ impl XRaySubscriber {
         }
     }
 
-    fn placement(&self, parent: Option<State>, attrs: &Attributes<'_>, name: &str) -> Option<Placement> {
+    fn placement(
+        &self,
+        parent: Option<State>,
+        attrs: &Attributes<'_>,
+        name: &str,
+    ) -> Option<Placement> {
         match parent {
             Some(p) => match p.trace {
                 Some(trace) => Some(Placement {
@@ -324,7 +350,14 @@ impl XRaySubscriber {
     }
 
     /// Opens a span that becomes a document; returns its state.
-    fn open_document(&self, id: &Id, class: Class, p: Placement, name: &'static str, kind: Kind) -> Option<SegmentId> {
+    fn open_document(
+        &self,
+        id: &Id,
+        class: Class,
+        p: Placement,
+        name: &'static str,
+        kind: Kind,
+    ) -> Option<SegmentId> {
         let sampled = p.flags & flag::SAMPLED != 0;
         if !sampled {
             self.emitter.count_unsampled();
@@ -359,18 +392,25 @@ impl XRaySubscriber {
         own
     }
 
-    fn open_user<S>(&self, attrs: &Attributes<'_>, id: &Id, parent: Option<State>, _ctx: &Context<'_, S>)
-    where
+    fn open_user<S>(
+        &self,
+        attrs: &Attributes<'_>,
+        id: &Id,
+        parent: Option<State>,
+        _ctx: &Context<'_, S>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let meta = attrs.metadata();
-        let Some(p) = self.placement(parent, attrs, meta.name()) else { return };
+        let Some(p) = self.placement(parent, attrs, meta.name()) else {
+            return;
+        };
         let segment = p.segment;
-        let Some(own) = self.open_document(id, Class::User, p, meta.name(), Kind::Local) else { return };
-        if segment {
-            if let Some(name) = &self.service_name {
-                self.emitter.push_str(own, Key::Name, name);
-            }
+        let Some(own) = self.open_document(id, Class::User, p, meta.name(), Kind::Local) else {
+            return;
+        };
+        if segment && let Some(name) = &self.service_name {
+            self.emitter.push_str(own, Key::Name, name);
         }
         attrs.record(&mut UserFields {
             emitter: &self.emitter,
@@ -378,8 +418,14 @@ impl XRaySubscriber {
         });
     }
 
-    fn open_sdk_call<S>(&self, attrs: &Attributes<'_>, id: &Id, class: Class, parent: (Option<Id>, Option<State>), ctx: &Context<'_, S>)
-    where
+    fn open_sdk_call<S>(
+        &self,
+        attrs: &Attributes<'_>,
+        id: &Id,
+        class: Class,
+        parent: (Option<Id>, Option<State>),
+        ctx: &Context<'_, S>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let meta = attrs.metadata();
@@ -395,13 +441,17 @@ impl XRaySubscriber {
             self.untraced(meta.name());
             return;
         }
-        let Some(p) = self.placement(parent, attrs, meta.name()) else { return };
+        let Some(p) = self.placement(parent, attrs, meta.name()) else {
+            return;
+        };
         let full = meta.name();
         let service = match full.rfind('.') {
             Some(i) if class == Class::Operation => &full[..i],
             _ => full,
         };
-        let Some(own) = self.open_document(id, class, p, service, Kind::Aws) else { return };
+        let Some(own) = self.open_document(id, class, p, service, Kind::Aws) else {
+            return;
+        };
         let lowercase = !service.bytes().any(|b| b.is_ascii_uppercase());
         attrs.record(&mut SdkFields {
             emitter: &self.emitter,
@@ -409,16 +459,16 @@ impl XRaySubscriber {
             name_from_service: class == Class::Invoke || lowercase,
         });
         let (mut region, mut table) = (None, None);
-        if self.metadata_open.load(Ordering::Relaxed) > 0 {
-            if let Some(pid) = parent_id {
-                for span in ctx.span_scope(&pid).into_iter().flatten() {
-                    if self.callsites.class(span.metadata()) != Class::AwsMetadata {
-                        continue;
-                    }
-                    if let Some(m) = span.extensions().get::<AwsMetadataFields>() {
-                        region = region.or_else(|| m.region.clone());
-                        table = table.or_else(|| m.table_name.clone());
-                    }
+        if self.metadata_open.load(Ordering::Relaxed) > 0
+            && let Some(pid) = parent_id
+        {
+            for span in ctx.span_scope(&pid).into_iter().flatten() {
+                if self.callsites.class(span.metadata()) != Class::AwsMetadata {
+                    continue;
+                }
+                if let Some(m) = span.extensions().get::<AwsMetadataFields>() {
+                    region = region.or_else(|| m.region.clone());
+                    table = table.or_else(|| m.table_name.clone());
                 }
             }
         }
@@ -437,12 +487,20 @@ impl XRaySubscriber {
         let state = match header {
             Some(h) if h.root.is_some() && h.parent.is_some() => {
                 let sampled = h.is_sampled();
-                let context = if sampled { self.contexts.claim(h.extras()) } else { contexts::NONE };
+                let context = if sampled {
+                    self.contexts.claim(h.extras())
+                } else {
+                    contexts::NONE
+                };
                 State {
                     class: Class::Invocation,
                     flags: flag::TOP
                         | if sampled { flag::SAMPLED } else { 0 }
-                        | if context == contexts::NONE { 0 } else { OWNS_CONTEXT },
+                        | if context == contexts::NONE {
+                            0
+                        } else {
+                            OWNS_CONTEXT
+                        },
                     own: None,
                     anchor: h.parent,
                     op: None,
@@ -461,20 +519,20 @@ impl XRaySubscriber {
                 context: contexts::NONE,
             },
         };
-        if !self.concurrent {
-            if let Some(trace) = state.trace {
-                let (hi, lo) = trace.random();
-                let words = [
-                    u64::from(trace.epoch()) << 32 | u64::from(hi),
-                    lo,
-                    state.anchor.map_or(0, SegmentId::get),
-                    u64::from(state.flags),
-                ];
-                for (slot, w) in self.last_invocation.iter().zip(words) {
-                    slot.store(w, Ordering::Relaxed);
-                }
-                self.invocations_seen.store(true, Ordering::Relaxed);
+        if !self.concurrent
+            && let Some(trace) = state.trace
+        {
+            let (hi, lo) = trace.random();
+            let words = [
+                u64::from(trace.epoch()) << 32 | u64::from(hi),
+                lo,
+                state.anchor.map_or(0, SegmentId::get),
+                u64::from(state.flags),
+            ];
+            for (slot, w) in self.last_invocation.iter().zip(words) {
+                slot.store(w, Ordering::Relaxed);
             }
+            self.invocations_seen.store(true, Ordering::Relaxed);
         }
         self.states.insert(id.into_u64(), &state);
     }
@@ -536,7 +594,8 @@ where
                     };
                     attrs.record(&mut attempt);
                     if let Some(n) = attempt.found.filter(|&n| n >= 1) {
-                        self.emitter.push(attr(op, Key::Aws("retries"), Value::U64(n - 1)));
+                        self.emitter
+                            .push(attr(op, Key::Aws("retries"), Value::U64(n - 1)));
                     }
                 }
             }
@@ -577,7 +636,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Values<'_>, ctx: Context<'_, S>) {
-        let Some(state) = self.states.get(id.into_u64()) else { return };
+        let Some(state) = self.states.get(id.into_u64()) else {
+            return;
+        };
         match (state.class, state.own) {
             (Class::User, Some(own)) => values.record(&mut UserFields {
                 emitter: &self.emitter,
@@ -618,32 +679,34 @@ where
         } else {
             event.parent().cloned()
         };
-        let Some(state) = span.and_then(|id| self.states.get(id.into_u64())) else { return };
+        let Some(state) = span.and_then(|id| self.states.get(id.into_u64())) else {
+            return;
+        };
         if !state.sampled() {
             return;
         }
-        if request_id {
-            if let Some(op) = state.op {
-                let mut f = Find::new("request_id");
-                event.record(&mut f);
-                if let Some(id) = f.found.as_deref().and_then(fields::unwrap_debug_option) {
-                    self.emitter.push_str(op, Key::Aws("request_id"), id);
-                }
+        if request_id && let Some(op) = state.op {
+            let mut f = Find::new("request_id");
+            event.record(&mut f);
+            if let Some(id) = f.found.as_deref().and_then(fields::unwrap_debug_option) {
+                self.emitter.push_str(op, Key::Aws("request_id"), id);
             }
         }
-        if error {
-            if let Some(target) = state.own.or(state.op) {
-                let mut m = Message::new();
-                event.record(&mut m);
-                self.emitter.push(attr(target, Key::Flags, Value::U64(FLAG_FAULT)));
-                let text = m.text.as_deref().unwrap_or("error");
-                self.emitter.push_str(target, Key::Exception { remote: false }, text);
-            }
+        if error && let Some(target) = state.own.or(state.op) {
+            let mut m = Message::new();
+            event.record(&mut m);
+            self.emitter
+                .push(attr(target, Key::Flags, Value::U64(FLAG_FAULT)));
+            let text = m.text.as_deref().unwrap_or("error");
+            self.emitter
+                .push_str(target, Key::Exception { remote: false }, text);
         }
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        let Some(state) = self.states.remove(id.into_u64()) else { return };
+        let Some(state) = self.states.remove(id.into_u64()) else {
+            return;
+        };
         if let Some(own) = state.own {
             self.push(own, Body::Close { time: clock::now() });
         }

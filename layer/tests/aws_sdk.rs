@@ -35,22 +35,32 @@ fn event(status: u16, headers: &[(&str, &str)], body: &str) -> ReplayEvent {
     for (k, v) in headers {
         response = response.header(*k, *v);
     }
-    ReplayEvent::new(request, response.body(SdkBody::from(body.to_string())).unwrap())
+    ReplayEvent::new(
+        request,
+        response.body(SdkBody::from(body.to_string())).unwrap(),
+    )
 }
 
 fn dynamodb_ok(request_id: &str) -> ReplayEvent {
     event(
         200,
-        &[("content-type", "application/x-amz-json-1.0"), ("x-amzn-requestid", request_id)],
+        &[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amzn-requestid", request_id),
+        ],
         r#"{"Item":{"id":{"S":"1"}}}"#,
     )
 }
 
 fn dynamodb_error(status: u16, code: &str, message: &str) -> ReplayEvent {
-    let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"}}"#);
+    let body =
+        format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{message}"}}"#);
     event(
         status,
-        &[("content-type", "application/x-amz-json-1.0"), ("x-amzn-requestid", "ERR-REQ")],
+        &[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amzn-requestid", "ERR-REQ"),
+        ],
         &body,
     )
 }
@@ -63,7 +73,11 @@ fn dynamodb(http: StaticReplayClient, interceptor: bool) -> aws_sdk_dynamodb::Cl
     let mut config = aws_sdk_dynamodb::Config::builder()
         .region(Region::new("eu-west-1"))
         .credentials_provider(credentials())
-        .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(1)))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1)),
+        )
         .http_client(http);
     if interceptor {
         config = config.interceptor(XRayInterceptor::default());
@@ -99,7 +113,10 @@ async fn traced<F: std::future::Future<Output = ()>>(spans: usize, f: F) -> Vec<
 }
 
 fn only_call(docs: &[Json]) -> Json {
-    let calls: Vec<Json> = entities(docs).into_iter().filter(|e| e["namespace"] == "aws").collect();
+    let calls: Vec<Json> = entities(docs)
+        .into_iter()
+        .filter(|e| e["namespace"] == "aws")
+        .collect();
     assert_eq!(calls.len(), 1, "{docs:?}");
     calls[0].clone()
 }
@@ -128,7 +145,10 @@ async fn get_item_ok_with_interceptor() {
     assert_eq!(call["aws"]["operation"], "GetItem");
     assert_eq!(call["aws"]["table_name"], "orders");
     assert_eq!(call["aws"]["consistent_read"], true);
-    assert_eq!(call["aws"]["region"], "eu-west-1", "the client's region wins over AWS_REGION");
+    assert_eq!(
+        call["aws"]["region"], "eu-west-1",
+        "the client's region wins over AWS_REGION"
+    );
     assert_eq!(call["aws"]["request_id"], "REQ-OK-1");
     assert_eq!(call["aws"]["retries"], 0);
     assert_eq!(call["http"]["response"]["status"], 200);
@@ -140,7 +160,10 @@ async fn get_item_ok_with_interceptor() {
     let trace = sent.headers().get("x-amzn-trace-id").expect("trace header");
     assert_eq!(
         trace,
-        format!("Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1", call["id"].as_str().unwrap())
+        format!(
+            "Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1",
+            call["id"].as_str().unwrap()
+        )
     );
 }
 
@@ -153,7 +176,12 @@ async fn get_item_not_found_is_an_error_with_its_cause() {
     )]);
     let client = dynamodb(http, true);
     let docs = traced(1, async {
-        let err = client.get_item().table_name("missing").key("id", AttributeValue::S("1".into())).send().await;
+        let err = client
+            .get_item()
+            .table_name("missing")
+            .key("id", AttributeValue::S("1".into()))
+            .send()
+            .await;
         assert!(err.is_err());
     })
     .await;
@@ -171,11 +199,22 @@ async fn get_item_not_found_is_an_error_with_its_cause() {
 
 #[tokio::test]
 async fn throttling_by_code_on_http_400() {
-    let throttled = || dynamodb_error(400, "ProvisionedThroughputExceededException", "Rate of requests exceeds the allowed throughput.");
+    let throttled = || {
+        dynamodb_error(
+            400,
+            "ProvisionedThroughputExceededException",
+            "Rate of requests exceeds the allowed throughput.",
+        )
+    };
     let http = StaticReplayClient::new(vec![throttled(), throttled(), throttled()]);
     let client = dynamodb(http, true);
     let docs = traced(1, async {
-        let r = client.get_item().table_name("hot").key("id", AttributeValue::S("1".into())).send().await;
+        let r = client
+            .get_item()
+            .table_name("hot")
+            .key("id", AttributeValue::S("1".into()))
+            .send()
+            .await;
         assert!(r.is_err());
     })
     .await;
@@ -183,8 +222,14 @@ async fn throttling_by_code_on_http_400() {
     assert_eq!(call["throttle"], true);
     assert_eq!(call["error"], true);
     assert!(call.get("fault").is_none());
-    assert_eq!(call["aws"]["retries"], 2, "the SDK retried the throttled call twice");
-    assert_eq!(call["cause"]["exceptions"][0]["type"], "ProvisionedThroughputExceededException");
+    assert_eq!(
+        call["aws"]["retries"], 2,
+        "the SDK retried the throttled call twice"
+    );
+    assert_eq!(
+        call["cause"]["exceptions"][0]["type"],
+        "ProvisionedThroughputExceededException"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +240,13 @@ async fn a_retried_500_then_200_is_not_a_fault() {
     ]);
     let client = dynamodb(http, true);
     let docs = traced(1, async {
-        client.get_item().table_name("orders").key("id", AttributeValue::S("1".into())).send().await.unwrap();
+        client
+            .get_item()
+            .table_name("orders")
+            .key("id", AttributeValue::S("1".into()))
+            .send()
+            .await
+            .unwrap();
     })
     .await;
     let call = only_call(&docs);
@@ -211,13 +262,19 @@ async fn a_retried_500_then_200_is_not_a_fault() {
 async fn s3_put_object_records_bucket_and_key() {
     let http = StaticReplayClient::new(vec![event(
         200,
-        &[("etag", "\"abc\""), ("x-amz-request-id", "S3REQ"), ("x-amz-id-2", "S3ID2")],
+        &[
+            ("etag", "\"abc\""),
+            ("x-amz-request-id", "S3REQ"),
+            ("x-amz-id-2", "S3ID2"),
+        ],
         "",
     )]);
     let client = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::Config::builder()
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("AKID", "secret", None, None, "test"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
             .http_client(http)
             .interceptor(XRayInterceptor::default())
             .build(),
@@ -227,7 +284,9 @@ async fn s3_put_object_records_bucket_and_key() {
             .put_object()
             .bucket("my-bucket")
             .key("reports/2026/nov report.csv")
-            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"a,b\n1,2\n"))
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                b"a,b\n1,2\n",
+            ))
             .send()
             .await
             .unwrap();
@@ -248,26 +307,41 @@ async fn sqs_send_message_records_the_queue_url() {
     let queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-queue";
     let http = StaticReplayClient::new(vec![event(
         200,
-        &[("content-type", "application/x-amz-json-1.0"), ("x-amzn-requestid", "SQSREQ")],
+        &[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amzn-requestid", "SQSREQ"),
+        ],
         r#"{"MD5OfMessageBody":"5d41402abc4b2a76b9719d911017c592","MessageId":"5fea7756-0ea4-451a-a703-a558b933e274"}"#,
     )]);
     let client = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::Config::builder()
             .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("AKID", "secret", None, None, "test"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
             .http_client(http)
             .interceptor(XRayInterceptor::default())
             .build(),
     );
     let docs = traced(1, async {
-        client.send_message().queue_url(queue).message_body("hello").delay_seconds(0).send().await.unwrap();
+        client
+            .send_message()
+            .queue_url(queue)
+            .message_body("hello")
+            .delay_seconds(0)
+            .send()
+            .await
+            .unwrap();
     })
     .await;
     let call = only_call(&docs);
     assert_eq!(call["name"], "SQS");
     assert_eq!(call["aws"]["operation"], "SendMessage");
     assert_eq!(call["aws"]["queue_url"], queue);
-    assert_eq!(call["aws"]["message_id"], "5fea7756-0ea4-451a-a703-a558b933e274");
+    assert_eq!(
+        call["aws"]["message_id"],
+        "5fea7756-0ea4-451a-a703-a558b933e274"
+    );
     assert_eq!(call["aws"]["request_id"], "SQSREQ");
 }
 
@@ -295,7 +369,10 @@ async fn spans_alone_give_name_operation_retries_request_id_and_timing() {
     assert_eq!(call["aws"]["retries"], 1);
     assert_eq!(call["aws"]["request_id"], "REQ-SPANS");
     assert_eq!(call["aws"]["table_name"], "orders", "from aws_metadata");
-    assert_eq!(call["aws"]["region"], "us-west-2", "from the layer's configured region");
+    assert_eq!(
+        call["aws"]["region"], "us-west-2",
+        "from the layer's configured region"
+    );
     assert!(call["end_time"].as_f64().unwrap() > call["start_time"].as_f64().unwrap());
     assert!(call.get("http").is_none(), "status needs the interceptor");
 }
@@ -307,7 +384,13 @@ async fn sdk_calls_nest_in_the_users_span() {
     let docs = traced(3, async {
         async {
             for _ in 0..2 {
-                client.get_item().table_name("t").key("id", AttributeValue::S("1".into())).send().await.unwrap();
+                client
+                    .get_item()
+                    .table_name("t")
+                    .key("id", AttributeValue::S("1".into()))
+                    .send()
+                    .await
+                    .unwrap();
             }
         }
         .instrument(tracing::info_span!("load_user", annotation.user = "u1"))
@@ -321,5 +404,9 @@ async fn sdk_calls_nest_in_the_users_span() {
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0]["aws"]["request_id"], "A");
     assert_eq!(calls[1]["aws"]["request_id"], "B");
-    assert!(calls.iter().all(|c| c["namespace"] == "aws" && c.get("subsegments").is_none()));
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["namespace"] == "aws" && c.get("subsegments").is_none())
+    );
 }

@@ -12,7 +12,8 @@ use tracing::{error, info_span};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
 
-const HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1";
+const HEADER: &str =
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1";
 
 fn invocation(header: &str) -> tracing::Span {
     info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "req-1", xrayTraceId = header)
@@ -21,13 +22,22 @@ fn invocation(header: &str) -> tracing::Span {
 #[test]
 fn user_spans_nest_under_the_function_segment() {
     let daemon = Daemon::start();
-    let layer = XRaySubscriber::builder().daemon(daemon.addr()).lambda(true).build().unwrap();
+    let layer = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
         let inv = invocation(HEADER);
         let _g = inv.enter();
-        let outer = info_span!("handle_order", annotation.order_id = 42u64, customer = "alice", http.status_code = 404u64);
+        let outer = info_span!(
+            "handle_order",
+            annotation.order_id = 42u64,
+            customer = "alice",
+            http.status_code = 404u64
+        );
         let _o = outer.enter();
         {
             let inner = info_span!("validate", annotation.valid = false);
@@ -61,7 +71,11 @@ fn user_spans_nest_under_the_function_segment() {
 #[test]
 fn unsampled_invocations_send_nothing_and_count() {
     let daemon = Daemon::start();
-    let layer = XRaySubscriber::builder().daemon(daemon.addr()).lambda(true).build().unwrap();
+    let layer = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {

@@ -51,7 +51,10 @@ pub(crate) fn snake_case(name: &str) -> String {
         if c.is_ascii_uppercase() && i > 0 {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
                 out.push('_');
             }
         }
@@ -67,7 +70,12 @@ fn leak(s: String) -> &'static str {
 
 fn rules(op: &Value, params: &str, descriptors: &str) -> Vec<Rule> {
     let mut out = Vec::new();
-    for member in op[params].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for member in op[params]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         out.push(Rule {
             member: member.to_string(),
             key: leak(snake_case(member)),
@@ -76,7 +84,9 @@ fn rules(op: &Value, params: &str, descriptors: &str) -> Vec<Rule> {
     }
     if let Some(map) = op[descriptors].as_object() {
         for (member, d) in map {
-            let key = d["rename_to"].as_str().map_or_else(|| snake_case(member), str::to_string);
+            let key = d["rename_to"]
+                .as_str()
+                .map_or_else(|| snake_case(member), str::to_string);
             let how = if d["get_keys"] == true {
                 How::Keys
             } else if d["get_count"] == true {
@@ -130,7 +140,11 @@ impl AllowList {
             .filter(|c| !c.is_whitespace())
             .map(|c| c.to_ascii_lowercase())
             .collect();
-        let key = if key == "sagemakerruntime" { "runtime.sagemaker".to_string() } else { key };
+        let key = if key == "sagemakerruntime" {
+            "runtime.sagemaker".to_string()
+        } else {
+            key
+        };
         self.services.get(&key)?.get(operation)
     }
 }
@@ -143,7 +157,10 @@ mod tests {
     fn snake_case_follows_the_python_sdk() {
         assert_eq!(snake_case("TableName"), "table_name");
         assert_eq!(snake_case("QueueUrl"), "queue_url");
-        assert_eq!(snake_case("QueueOwnerAWSAccountId"), "queue_owner_aws_account_id");
+        assert_eq!(
+            snake_case("QueueOwnerAWSAccountId"),
+            "queue_owner_aws_account_id"
+        );
         assert_eq!(snake_case("Key"), "key");
         assert_eq!(snake_case("TopicArn"), "topic_arn");
     }
@@ -152,16 +169,41 @@ mod tests {
     fn the_list_parses() {
         let list = AllowList::get();
         let get_item = list.operation("DynamoDB", "GetItem").unwrap();
-        assert!(get_item.request.iter().any(|r| r.member == "TableName" && r.key == "table_name"));
+        assert!(
+            get_item
+                .request
+                .iter()
+                .any(|r| r.member == "TableName" && r.key == "table_name")
+        );
         let put = list.operation("S3", "PutObject").unwrap();
-        assert!(put.request.iter().any(|r| r.member == "Bucket" && r.key == "bucket_name"));
-        assert!(put.request.iter().any(|r| r.member == "Key" && r.key == "key"));
+        assert!(
+            put.request
+                .iter()
+                .any(|r| r.member == "Bucket" && r.key == "bucket_name")
+        );
+        assert!(
+            put.request
+                .iter()
+                .any(|r| r.member == "Key" && r.key == "key")
+        );
         let send = list.operation("SQS", "SendMessage").unwrap();
         assert!(send.request.iter().any(|r| r.key == "queue_url"));
-        assert!(send.request.iter().any(|r| r.key == "message_attribute_names" && r.how == How::Keys));
+        assert!(
+            send.request
+                .iter()
+                .any(|r| r.key == "message_attribute_names" && r.how == How::Keys)
+        );
         let batch = list.operation("dynamodb", "BatchGetItem").unwrap();
-        assert!(batch.request.iter().any(|r| r.key == "table_names" && r.how == How::Keys));
-        assert!(list.operation("SageMaker Runtime", "InvokeEndpoint").is_some());
+        assert!(
+            batch
+                .request
+                .iter()
+                .any(|r| r.key == "table_names" && r.how == How::Keys)
+        );
+        assert!(
+            list.operation("SageMaker Runtime", "InvokeEndpoint")
+                .is_some()
+        );
         assert!(list.operation("SNS", "Publish").is_some());
         assert!(list.operation("Nope", "Nothing").is_none());
     }

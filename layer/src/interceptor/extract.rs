@@ -214,7 +214,9 @@ pub(crate) fn pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
 
 /// Calls `out` for every rule whose member is a field of the form body.
 pub(crate) fn from_form(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, Found)) {
-    let Ok(text) = std::str::from_utf8(body) else { return };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return;
+    };
     for (k, v) in pairs(text) {
         if let Some(rule) = rules.iter().find(|r| r.how == How::Value && r.member == k) {
             out(rule, Found::Str(v));
@@ -273,7 +275,9 @@ pub(crate) fn from_rest(
     };
     for rule in rules.iter().filter(|r| r.how == How::Value) {
         let value = match (service, rule.member.as_str()) {
-            ("s3", "Bucket") => bucket.map(str::to_string).or_else(|| s3_bucket(host, &segments)),
+            ("s3", "Bucket") => bucket
+                .map(str::to_string)
+                .or_else(|| s3_bucket(host, &segments)),
             ("s3", "Key") => s3_key(path, bucket.or(s3_bucket(host, &segments).as_deref())),
             ("lambda", "FunctionName") => after("functions"),
             ("runtime.sagemaker", "EndpointName") => after("endpoints"),
@@ -300,12 +304,10 @@ fn s3_bucket(host: &str, segments: &[String]) -> Option<String> {
 /// The object key: the path, without the bucket if the URI is path-style.
 fn s3_key(path: &str, bucket: Option<&str>) -> Option<String> {
     let mut rest = path.strip_prefix('/').unwrap_or(path);
-    if let Some(b) = bucket {
-        if let Some(r) = rest.strip_prefix(b) {
-            if r.is_empty() || r.starts_with('/') {
-                rest = r.strip_prefix('/').unwrap_or(r);
-            }
-        }
+    if let Some(r) = bucket.and_then(|b| rest.strip_prefix(b))
+        && (r.is_empty() || r.starts_with('/'))
+    {
+        rest = r.strip_prefix('/').unwrap_or(r);
     }
     (!rest.is_empty()).then(|| percent_decode(rest, false))
 }
@@ -331,39 +333,69 @@ mod tests {
 
     #[test]
     fn json_top_level_members() {
-        let rules = &AllowList::get().operation("DynamoDB", "GetItem").unwrap().request;
+        let rules = &AllowList::get()
+            .operation("DynamoDB", "GetItem")
+            .unwrap()
+            .request;
         let body = br#"{"Key":{"id":{"S":"1"}},"TableName":"orders","ConsistentRead":true,"ProjectionExpression":"a, b"}"#;
         let v = collect(|out| from_json(body, rules, out));
         assert!(v.contains(&("table_name", Found::Str("orders".into()))));
         assert!(v.contains(&("consistent_read", Found::Bool(true))));
         assert!(v.contains(&("projection_expression", Found::Str("a, b".into()))));
-        let batch = &AllowList::get().operation("DynamoDB", "BatchGetItem").unwrap().request;
+        let batch = &AllowList::get()
+            .operation("DynamoDB", "BatchGetItem")
+            .unwrap()
+            .request;
         let body = br#"{"RequestItems":{"a":{"Keys":[]},"b":{"Keys":[]}}}"#;
-        assert_eq!(collect(|out| from_json(body, batch, out)), vec![("table_names", Found::Str("a,b".into()))]);
-        let rx = &AllowList::get().operation("SQS", "ReceiveMessage").unwrap().response;
+        assert_eq!(
+            collect(|out| from_json(body, batch, out)),
+            vec![("table_names", Found::Str("a,b".into()))]
+        );
+        let rx = &AllowList::get()
+            .operation("SQS", "ReceiveMessage")
+            .unwrap()
+            .response;
         let body = br#"{"Messages":[{"Body":"x"},{"Body":"y"}]}"#;
-        assert_eq!(collect(|out| from_json(body, rx, out)), vec![("message_count", Found::U64(2))]);
+        assert_eq!(
+            collect(|out| from_json(body, rx, out)),
+            vec![("message_count", Found::U64(2))]
+        );
         assert!(collect(|out| from_json(b"not json", rules, out)).is_empty());
     }
 
     #[test]
     fn form_members() {
-        let rules = &AllowList::get().operation("SNS", "Publish").unwrap().request;
+        let rules = &AllowList::get()
+            .operation("SNS", "Publish")
+            .unwrap()
+            .request;
         let body = b"Action=Publish&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3Atopic&Message=hi+there";
         assert_eq!(
             collect(|out| from_form(body, rules, out)),
-            vec![("topic_arn", Found::Str("arn:aws:sns:us-east-1:1:topic".into()))]
+            vec![(
+                "topic_arn",
+                Found::Str("arn:aws:sns:us-east-1:1:topic".into())
+            )]
         );
     }
 
     #[test]
     fn s3_bucket_and_key() {
-        let rules = &AllowList::get().operation("S3", "PutObject").unwrap().request;
+        let rules = &AllowList::get()
+            .operation("S3", "PutObject")
+            .unwrap()
+            .request;
         let none = |_: &str| None;
         for (uri, bucket) in [
-            ("https://my-bucket.s3.us-east-1.amazonaws.com/dir/a%20b.txt?x-id=PutObject", None),
+            (
+                "https://my-bucket.s3.us-east-1.amazonaws.com/dir/a%20b.txt?x-id=PutObject",
+                None,
+            ),
             ("http://localhost:4566/my-bucket/dir/a%20b.txt", None),
-            ("https://my-bucket.localhost/dir/a%20b.txt", Some("my-bucket")),
+            (
+                "https://my-bucket.localhost/dir/a%20b.txt",
+                Some("my-bucket"),
+            ),
         ] {
             let mut v = collect(|out| from_rest("s3", uri, &none, bucket, rules, out));
             v.sort_by_key(|(k, _)| *k);
@@ -380,7 +412,10 @@ mod tests {
 
     #[test]
     fn lambda_invoke() {
-        let rules = &AllowList::get().operation("Lambda", "Invoke").unwrap().request;
+        let rules = &AllowList::get()
+            .operation("Lambda", "Invoke")
+            .unwrap()
+            .request;
         let headers = |h: &str| (h == "x-amz-invocation-type").then(|| "Event".to_string());
         let uri = "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/my-fn/invocations?Qualifier=live";
         let mut v = collect(|out| from_rest("lambda", uri, &headers, None, rules, out));
@@ -404,7 +439,10 @@ mod tests {
 
     #[test]
     fn uris() {
-        assert_eq!(split_uri("https://h.example:443/a/b?c=d"), ("h.example", "/a/b", "c=d"));
+        assert_eq!(
+            split_uri("https://h.example:443/a/b?c=d"),
+            ("h.example", "/a/b", "c=d")
+        );
         assert_eq!(split_uri("http://[::1]/x"), ("[::1]", "/x", ""));
         assert_eq!(percent_decode("a%2Fb%zz%", false), "a/b%zz%");
     }

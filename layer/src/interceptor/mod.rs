@@ -16,7 +16,8 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::endpoint::EndpointResolverParams;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
@@ -39,10 +40,10 @@ use extract::Found;
 /// subsegment as `Parent`, so the service called attaches under it.
 ///
 /// ```no_run
-/// # async fn f() {
-/// let config = aws_config::load_from_env().await;
+/// # fn f(sdk_config: &aws_types::SdkConfig) {
+/// // sdk_config: from aws_config::load_from_env().await
 /// let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-///     aws_sdk_dynamodb::config::Builder::from(&config)
+///     aws_sdk_dynamodb::config::Builder::from(sdk_config)
 ///         .interceptor(tracing_xray::XRayInterceptor::default())
 ///         .build(),
 /// );
@@ -56,8 +57,12 @@ pub struct XRayInterceptor {
 /// The layer and the current call, if the current span is inside a sampled SDK call.
 fn with_call(f: impl FnOnce(&XRaySubscriber, SegmentId)) {
     tracing::Span::current().with_subscriber(|(id, dispatch)| {
-        let Some(layer) = dispatch.downcast_ref::<XRaySubscriber>() else { return };
-        let Some(state) = layer.state_in(id, dispatch) else { return };
+        let Some(layer) = dispatch.downcast_ref::<XRaySubscriber>() else {
+            return;
+        };
+        let Some(state) = layer.state_in(id, dispatch) else {
+            return;
+        };
         if let (true, Some(op)) = (state.sampled(), state.op) {
             f(layer, op);
         }
@@ -156,10 +161,16 @@ impl XRayInterceptor {
     fn record_request(&self, request: &aws_smithy_runtime_api::http::Request, cfg: &ConfigBag) {
         with_call(|layer, op| {
             if let Some(region) = cfg.load::<aws_types::region::Region>() {
-                layer.emitter().push_str(op, Key::Aws("region"), region.as_ref());
+                layer
+                    .emitter()
+                    .push_str(op, Key::Aws("region"), region.as_ref());
             }
-            let Some(meta) = cfg.load::<Metadata>() else { return };
-            let Some(rules) = AllowList::get().operation(meta.service(), meta.name()) else { return };
+            let Some(meta) = cfg.load::<Metadata>() else {
+                return;
+            };
+            let Some(rules) = AllowList::get().operation(meta.service(), meta.name()) else {
+                return;
+            };
             let rules: &[Rule] = &rules.request;
             let mut seen: Vec<&'static str> = Vec::new();
             let mut out = |rule: &Rule, found: Found| {
@@ -177,7 +188,9 @@ impl XRayInterceptor {
                     extract::from_form(body, rules, &mut out);
                 }
             }
-            let params = cfg.load::<EndpointResolverParams>().map(|p| format!("{p:?}"));
+            let params = cfg
+                .load::<EndpointResolverParams>()
+                .map(|p| format!("{p:?}"));
             let bucket = params.as_deref().and_then(extract::bucket_from_params);
             let header = |name: &str| headers.get(name).map(str::to_string);
             let service = service_key(meta.service());
@@ -188,17 +201,28 @@ impl XRayInterceptor {
     fn record_outcome(&self, context: &FinalizerInterceptorContextRef<'_>, cfg: &ConfigBag) {
         with_call(|layer, op| {
             let emitter = layer.emitter();
-            if let Some(n) = cfg.load::<RequestAttempts>().map(|a| a.attempts()).filter(|&n| n >= 1) {
+            if let Some(n) = cfg
+                .load::<RequestAttempts>()
+                .map(|a| a.attempts())
+                .filter(|&n| n >= 1)
+            {
                 emitter.push(attr(op, Key::Aws("retries"), Value::U64(u64::from(n - 1))));
             }
             let response = context.response();
             let mut flags = 0;
             if let Some(r) = response {
                 let status = r.status().as_u16();
-                emitter.push(attr(op, Key::Http(HttpField::Status), Value::U64(u64::from(status))));
+                emitter.push(attr(
+                    op,
+                    Key::Http(HttpField::Status),
+                    Value::U64(u64::from(status)),
+                ));
                 flags |= status_flags(u64::from(status));
                 let headers = r.headers();
-                if let Some(id) = headers.get("x-amzn-requestid").or_else(|| headers.get("x-amz-request-id")) {
+                if let Some(id) = headers
+                    .get("x-amzn-requestid")
+                    .or_else(|| headers.get("x-amz-request-id"))
+                {
                     emitter.push_str(op, Key::Aws("request_id"), id);
                 }
                 if let Some(id2) = headers.get("x-amz-id-2") {
@@ -213,7 +237,10 @@ impl XRayInterceptor {
                 }
                 Some(Err(err)) => {
                     let (code, message) = match response {
-                        Some(r) => (error_code(r.headers(), r.body().bytes()), error_message(r.body().bytes())),
+                        Some(r) => (
+                            error_code(r.headers(), r.body().bytes()),
+                            error_message(r.body().bytes()),
+                        ),
                         None => {
                             let kind = if err.is_timeout_error() {
                                 "TimeoutError"
@@ -236,7 +263,13 @@ impl XRayInterceptor {
                         flags = FLAG_FAULT;
                     }
                     let text = message.as_deref().or(code.as_deref()).unwrap_or("error");
-                    emitter.push_str(op, Key::Exception { remote: response.is_some() }, text);
+                    emitter.push_str(
+                        op,
+                        Key::Exception {
+                            remote: response.is_some(),
+                        },
+                        text,
+                    );
                     if let Some(code) = &code {
                         emitter.push_str(op, Key::ExceptionType, code);
                     }
@@ -256,17 +289,28 @@ impl XRayInterceptor {
         response: &aws_smithy_runtime_api::http::Response,
         cfg: &ConfigBag,
     ) {
-        let Some(meta) = cfg.load::<Metadata>() else { return };
-        let Some(rules) = AllowList::get().operation(meta.service(), meta.name()) else { return };
+        let Some(meta) = cfg.load::<Metadata>() else {
+            return;
+        };
+        let Some(rules) = AllowList::get().operation(meta.service(), meta.name()) else {
+            return;
+        };
         let rules: &[Rule] = &rules.response;
         let mut out = |rule: &Rule, found: Found| push_found(layer, op, rule.key, found);
         let headers = response.headers();
-        let json = headers.get("content-type").unwrap_or_default().contains("json");
+        let json = headers
+            .get("content-type")
+            .unwrap_or_default()
+            .contains("json");
         if let (true, Some(body)) = (json, response.body().bytes()) {
             extract::from_json(body, rules, &mut out);
         }
         let header = |name: &str| headers.get(name).map(str::to_string);
-        let rest: Vec<Rule> = rules.iter().filter(|r| r.member != "StatusCode").cloned().collect();
+        let rest: Vec<Rule> = rules
+            .iter()
+            .filter(|r| r.member != "StatusCode")
+            .cloned()
+            .collect();
         extract::from_rest("", "", &header, None, &rest, &mut out);
     }
 }
@@ -283,7 +327,10 @@ impl Intercept for XRayInterceptor {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         // The request is the same on every attempt: read it once.
-        if cfg.load::<RequestAttempts>().is_none_or(|a| a.attempts() <= 1) {
+        if cfg
+            .load::<RequestAttempts>()
+            .is_none_or(|a| a.attempts() <= 1)
+        {
             self.record_request(context.request(), cfg);
         }
         Ok(())
@@ -330,8 +377,14 @@ mod tests {
     #[test]
     fn error_codes() {
         let mut h = Headers::new();
-        h.insert("x-amzn-errortype", "ResourceNotFoundException:http://internal.amazon.com/coral/");
-        assert_eq!(error_code(&h, None).as_deref(), Some("ResourceNotFoundException"));
+        h.insert(
+            "x-amzn-errortype",
+            "ResourceNotFoundException:http://internal.amazon.com/coral/",
+        );
+        assert_eq!(
+            error_code(&h, None).as_deref(),
+            Some("ResourceNotFoundException")
+        );
         let empty = Headers::new();
         let json = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}"#;
         assert_eq!(
