@@ -136,9 +136,17 @@ pub(crate) fn write_own(
         Key::Aws(name) => Some(name),
         _ => None,
     };
-    if span.attrs.iter().any(|a| aws(a.key).is_some()) {
+    let counted = span.attempts > 0 && !span.attrs.iter().any(|a| a.key == Key::Aws("retries"));
+    if counted || span.attrs.iter().any(|a| aws(a.key).is_some()) {
         w.raw(b",\"aws\":{");
         write_pairs(w, span, trim.max_chars, aws);
+        if counted {
+            if w.written().last() != Some(&b'{') {
+                w.byte(b',');
+            }
+            w.raw(b"\"retries\":");
+            w.u64(u64::from(span.attempts - 1));
+        }
         w.byte(b'}');
     }
     write_cause(w, span, trim);

@@ -72,6 +72,9 @@ pub enum Key {
     ExceptionType,
     /// ORs [`FLAG_ERROR`], [`FLAG_FAULT`], [`FLAG_THROTTLE`] (a `U64` value) into the flags.
     Flags,
+    /// One attempt of an AWS call (the value is ignored): `aws.retries` is
+    /// the number of attempts minus one, unless `aws.retries` is recorded.
+    Attempt,
     /// `user` (segments).
     User,
     /// `origin` (segments), e.g. `AWS::EC2::Instance`.

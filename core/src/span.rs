@@ -53,6 +53,8 @@ pub(crate) struct Span {
     name_text: Option<(u32, u32)>,
     pub(crate) start: u64,
     pub(crate) flags: u64,
+    /// Attempts counted with `Key::Attempt`.
+    pub(crate) attempts: u32,
     pub(crate) attrs: ArrayVec<Attr, MAX_ATTRS>,
     text: String,
     pending: Option<Pending>,
@@ -75,6 +77,7 @@ impl Span {
             name_text: None,
             start: 0,
             flags: 0,
+            attempts: 0,
             attrs: ArrayVec::new(),
             text: String::with_capacity(text),
             pending: None,
@@ -103,6 +106,7 @@ impl Span {
         self.name_text = None;
         self.start = start;
         self.flags = 0;
+        self.attempts = 0;
         self.attrs.clear();
         self.text.clear();
         self.pending = None;
@@ -163,6 +167,10 @@ impl Span {
                 if let Stored::U64(bits) = stored {
                     self.flags |= bits;
                 }
+                self.pending = None;
+            }
+            Key::Attempt => {
+                self.attempts = self.attempts.saturating_add(1);
                 self.pending = None;
             }
             Key::Name => match stored {

@@ -172,26 +172,6 @@ impl Visit for Find<'_> {
     }
 }
 
-/// Collects one unsigned field by name.
-pub(crate) struct FindU64<'n> {
-    pub(crate) name: &'n str,
-    pub(crate) found: Option<u64>,
-}
-
-impl Visit for FindU64<'_> {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == self.name {
-            self.found = Some(value);
-        }
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() == self.name {
-            self.found = u64::try_from(value).ok();
-        }
-    }
-    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
-}
-
 /// The SDK's operation spans: `rpc.method` (or `operation`) is the operation,
 /// `rpc.service` (or `service`) the service when the span name does not carry it.
 pub(crate) struct SdkFields<'a> {

@@ -25,7 +25,7 @@ use xray_emitter::{
 use crate::builder::{Builder, ContextMissing};
 use crate::classify::{Callsites, Class};
 use crate::contexts::{self, Contexts};
-use crate::fields::{self, Find, FindU64, Message, SdkFields, UserFields, attr};
+use crate::fields::{self, Find, Message, SdkFields, UserFields, attr};
 use crate::metadata::AwsMetadataFields;
 use crate::sampler::Sampler;
 use crate::states::{State, States, flag};
@@ -587,16 +587,10 @@ where
             Class::Attempt => {
                 let (_, parent) = self.parent_state(attrs, &ctx);
                 self.inherit(id, parent, Class::Transparent);
+                // Counted rather than read: SDK releases before 2025-03 have no
+                // `attempt` field on this span.
                 if let Some(op) = parent.filter(State::sampled).and_then(|p| p.op) {
-                    let mut attempt = FindU64 {
-                        name: "attempt",
-                        found: None,
-                    };
-                    attrs.record(&mut attempt);
-                    if let Some(n) = attempt.found.filter(|&n| n >= 1) {
-                        self.emitter
-                            .push(attr(op, Key::Aws("retries"), Value::U64(n - 1)));
-                    }
+                    self.emitter.push(attr(op, Key::Attempt, Value::U64(0)));
                 }
             }
             Class::Transparent => {
