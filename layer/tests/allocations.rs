@@ -1,0 +1,97 @@
+//! No allocation per span on the caller's thread in steady state: span
+//! creation, fields, enter, exit, close, events, inside a sampled Lambda
+//! invocation — counted exactly with a counting global allocator.
+//!
+//! One test per binary, so no other test thread allocates meanwhile.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use tracing::{info, info_span};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_xray::XRaySubscriber;
+
+struct Counting;
+
+thread_local! {
+    static MINE: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = MINE.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let _ = MINE.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = MINE.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn handler_work(i: u64) {
+    let order = info_span!("handle_order", annotation.order_id = i, customer = "alice");
+    let _o = order.enter();
+    for step in 0..3u64 {
+        let s = info_span!("step", annotation.step = step, ok = true);
+        let _s = s.enter();
+        info!(step, "an ordinary log event, ignored by the layer");
+    }
+    order.record("customer", "bob");
+}
+
+#[test]
+fn spans_allocate_nothing_on_the_callers_thread() {
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let layer = XRaySubscriber::builder()
+        .daemon(rx.local_addr().unwrap())
+        .lambda(true)
+        .report_errors(false)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let invocation = info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "r", xrayTraceId = header);
+        let _i = invocation.enter();
+        for i in 0..2_000 {
+            handler_work(i);
+            if i % 200 == 0 {
+                handle.flush(Duration::from_secs(2));
+            }
+        }
+        handle.flush(Duration::from_secs(2));
+        let before = MINE.with(Cell::get);
+        let spans = 4 * 5_000;
+        for i in 0..5_000 {
+            handler_work(i);
+            if i % 200 == 0 {
+                handle.flush(Duration::from_secs(2));
+            }
+        }
+        let allocations = MINE.with(Cell::get) - before;
+        assert_eq!(
+            allocations, 0,
+            "allocations on the caller's thread for {spans} spans"
+        );
+    });
+    let s = handle.stats();
+    assert_eq!(s.records_dropped, 0);
+    assert!(s.spans_sent >= 4 * 7_000 - 8, "{s:?}");
+}
