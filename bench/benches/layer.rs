@@ -1,0 +1,209 @@
+//! The ladder for one span (create, enter, exit, close, two fields) inside a
+//! sampled Lambda invocation, on the handler's thread:
+//!
+//! 1. `Registry` + a no-op layer: the floor any `tracing` layer stands on;
+//! 2. `Registry` + `XRaySubscriber`, sending to a UDP socket a thread drains;
+//! 3. `tracing-opentelemetry` + the OpenTelemetry SDK (batch processor) +
+//!    `opentelemetry-aws`'s X-Ray exporter to the daemon: the route a user
+//!    would pick instead;
+//! 4. a layer that serializes and sends each span synchronously when it
+//!    closes, the approach of the existing nightly-only layer.
+//!
+//! Spans are timed in batches of 1,000; between batches (untimed) each
+//! pipeline is flushed, so no queue is ever full and no span is dropped.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_aws::trace::XrayIdGenerator;
+use opentelemetry_aws::xray_exporter::XrayExporter;
+use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::info_span;
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id};
+use tracing_core::{Dispatch, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_xray::XRaySubscriber;
+
+const HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+const BATCH: u64 = 1_000;
+
+#[inline(never)]
+fn one_span(i: u64) {
+    let span = info_span!("handle_item", item_id = i, status = "ok");
+    let _entered = span.enter();
+    black_box(&span);
+}
+
+/// A socket whose datagrams a thread reads and discards, as a daemon would.
+struct Drained {
+    socket: Arc<UdpSocket>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drained {
+    fn new() -> Drained {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (socket.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 70_000];
+            while !st.load(Ordering::Relaxed) {
+                let _ = s.recv(&mut buf);
+            }
+        });
+        Drained { socket, stop }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct NoOp;
+impl<S: Subscriber> Layer<S> for NoOp {}
+
+/// Serializes a span with serde_json and sends it on the caller's thread when it closes.
+struct SyncSend {
+    socket: UdpSocket,
+}
+
+struct Started {
+    start: f64,
+    fields: HashMap<&'static str, serde_json::Value>,
+}
+
+struct Collect<'a>(&'a mut HashMap<&'static str, serde_json::Value>);
+
+impl Visit for Collect<'_> {
+    fn record_u64(&mut self, f: &Field, v: u64) {
+        self.0.insert(f.name(), v.into());
+    }
+    fn record_str(&mut self, f: &Field, v: &str) {
+        self.0.insert(f.name(), v.into());
+    }
+    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+        self.0.insert(f.name(), format!("{v:?}").into());
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SyncSend {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = HashMap::new();
+        attrs.record(&mut Collect(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Started { start: now_secs(), fields });
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let ext = span.extensions();
+        let Some(started) = ext.get::<Started>() else { return };
+        let doc = serde_json::json!({
+            "name": span.name(),
+            "id": format!("{:016x}", id.into_u64()),
+            "start_time": started.start,
+            "end_time": now_secs(),
+            "type": "subsegment",
+            "trace_id": "1-5759e988-bd862e3fe1be46a994272793",
+            "parent_id": "53995c3f42cd8ad8",
+            "metadata": { "default": started.fields },
+        });
+        let mut datagram = b"{\"format\":\"json\",\"version\":1}\n".to_vec();
+        serde_json::to_writer(&mut datagram, &doc).unwrap();
+        let _ = self.socket.send(&datagram);
+    }
+}
+
+fn ladder_step(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, dispatch: Dispatch, mut settle: impl FnMut()) {
+    tracing::dispatcher::with_default(&dispatch, || {
+        let invocation = info_span!(
+            target: "lambda_runtime::layers::trace",
+            "Lambda runtime invoke",
+            requestId = "req",
+            xrayTraceId = HEADER
+        );
+        let _in = invocation.enter();
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let n = (iters - done).min(BATCH);
+                    let start = Instant::now();
+                    for i in 0..n {
+                        one_span(i);
+                    }
+                    total += start.elapsed();
+                    settle();
+                    done += n;
+                }
+                total
+            })
+        });
+    });
+}
+
+fn ladder(c: &mut Criterion) {
+    let mut g = c.benchmark_group("span_in_invocation");
+    g.throughput(Throughput::Elements(1));
+
+    ladder_step(&mut g, "1_registry_noop_layer", Dispatch::new(tracing_subscriber::registry().with(NoOp)), || {});
+
+    let daemon = Drained::new();
+    let layer = XRaySubscriber::builder().daemon(daemon.addr()).lambda(true).build().unwrap();
+    let handle = layer.handle();
+    ladder_step(&mut g, "2_registry_xray_subscriber", Dispatch::new(tracing_subscriber::registry().with(layer)), || {
+        handle.flush(Duration::from_secs(5));
+    });
+    let stats = handle.stats();
+    assert_eq!(stats.records_dropped, 0, "no span may be dropped while measuring: {stats:?}");
+    assert!(stats.spans_sent > 0);
+
+    let otel_daemon = Drained::new();
+    let provider = SdkTracerProvider::builder()
+        .with_id_generator(XrayIdGenerator::default())
+        .with_batch_exporter(XrayExporter::new(XrayDaemonClient::new(otel_daemon.addr()).unwrap()))
+        .build();
+    let tracer = provider.tracer("bench");
+    let otel = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    let p = provider.clone();
+    ladder_step(&mut g, "3_tracing_opentelemetry_xray_exporter", Dispatch::new(otel), move || {
+        let _ = p.force_flush();
+    });
+    let _ = provider.shutdown();
+
+    let sync_daemon = Drained::new();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(sync_daemon.addr()).unwrap();
+    ladder_step(
+        &mut g,
+        "4_sync_serialize_and_send",
+        Dispatch::new(tracing_subscriber::registry().with(SyncSend { socket })),
+        || {},
+    );
+    g.finish();
+}
+
+criterion_group!(benches, ladder);
+criterion_main!(benches);
