@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
+use criterion::{
+    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
+};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_aws::xray_exporter::XrayExporter;
@@ -52,7 +54,9 @@ struct Drained {
 impl Drained {
     fn new() -> Drained {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
-        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (socket.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -103,7 +107,10 @@ impl Visit for Collect<'_> {
 }
 
 fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SyncSend {
@@ -111,14 +118,19 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SyncSend {
         let mut fields = HashMap::new();
         attrs.record(&mut Collect(&mut fields));
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(Started { start: now_secs(), fields });
+            span.extensions_mut().insert(Started {
+                start: now_secs(),
+                fields,
+            });
         }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let ext = span.extensions();
-        let Some(started) = ext.get::<Started>() else { return };
+        let Some(started) = ext.get::<Started>() else {
+            return;
+        };
         let doc = serde_json::json!({
             "name": span.name(),
             "id": format!("{:016x}", id.into_u64()),
@@ -135,7 +147,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SyncSend {
     }
 }
 
-fn ladder_step(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, dispatch: Dispatch, mut settle: impl FnMut()) {
+fn ladder_step(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    dispatch: Dispatch,
+    mut settle: impl FnMut(),
+) {
     tracing::dispatcher::with_default(&dispatch, || {
         let invocation = info_span!(
             target: "lambda_runtime::layers::trace",
@@ -168,29 +185,54 @@ fn ladder(c: &mut Criterion) {
     let mut g = c.benchmark_group("span_in_invocation");
     g.throughput(Throughput::Elements(1));
 
-    ladder_step(&mut g, "1_registry_noop_layer", Dispatch::new(tracing_subscriber::registry().with(NoOp)), || {});
+    ladder_step(
+        &mut g,
+        "1_registry_noop_layer",
+        Dispatch::new(tracing_subscriber::registry().with(NoOp)),
+        || {},
+    );
 
     let daemon = Drained::new();
-    let layer = XRaySubscriber::builder().daemon(daemon.addr()).lambda(true).build().unwrap();
+    let layer = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .build()
+        .unwrap();
     let handle = layer.handle();
-    ladder_step(&mut g, "2_registry_xray_subscriber", Dispatch::new(tracing_subscriber::registry().with(layer)), || {
-        handle.flush(Duration::from_secs(5));
-    });
+    ladder_step(
+        &mut g,
+        "2_registry_xray_subscriber",
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        || {
+            handle.flush(Duration::from_secs(5));
+        },
+    );
     let stats = handle.stats();
-    assert_eq!(stats.records_dropped, 0, "no span may be dropped while measuring: {stats:?}");
+    assert_eq!(
+        stats.records_dropped, 0,
+        "no span may be dropped while measuring: {stats:?}"
+    );
     assert!(stats.spans_sent > 0);
 
     let otel_daemon = Drained::new();
     let provider = SdkTracerProvider::builder()
         .with_id_generator(XrayIdGenerator::default())
-        .with_batch_exporter(XrayExporter::new(XrayDaemonClient::new(otel_daemon.addr()).unwrap()))
+        .with_batch_exporter(XrayExporter::new(
+            XrayDaemonClient::new(otel_daemon.addr()).unwrap(),
+        ))
         .build();
     let tracer = provider.tracer("bench");
-    let otel = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    let otel =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
     let p = provider.clone();
-    ladder_step(&mut g, "3_tracing_opentelemetry_xray_exporter", Dispatch::new(otel), move || {
-        let _ = p.force_flush();
-    });
+    ladder_step(
+        &mut g,
+        "3_tracing_opentelemetry_xray_exporter",
+        Dispatch::new(otel),
+        move || {
+            let _ = p.force_flush();
+        },
+    );
     let _ = provider.shutdown();
 
     let sync_daemon = Drained::new();

@@ -10,7 +10,10 @@ fn time(name: &str, n: u64, mut f: impl FnMut(u64)) {
     for i in 0..n {
         f(i);
     }
-    println!("{name:40} {:6.1} ns", t.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "{name:40} {:6.1} ns",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
 }
 
 fn main() {

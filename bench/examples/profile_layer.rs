@@ -27,8 +27,7 @@ fn one_span(i: u64) {
 
 fn run(n: u64, flush: impl Fn()) {
     let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    let invocation =
-        info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "r", xrayTraceId = header);
+    let invocation = info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "r", xrayTraceId = header);
     let _in = invocation.enter();
     for i in 0..n {
         one_span(i);
@@ -39,11 +38,16 @@ fn run(n: u64, flush: impl Fn()) {
 }
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let which = std::env::args().nth(2).unwrap_or_else(|| "xray".into());
     let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     if which == "noop" {
-        tracing::subscriber::with_default(tracing_subscriber::registry().with(NoOp), || run(n, || {}));
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(NoOp), || {
+            run(n, || {})
+        });
     } else {
         let layer = XRaySubscriber::builder()
             .daemon(sink.local_addr().unwrap())

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -33,7 +33,7 @@ impl fmt::Display for IdError {
             IdError::Length => "wrong length",
             IdError::Character => "not a hex digit",
             IdError::Version => "trace id version is not 1",
-            IdError::Zero => "id is zero",
+            IdError::Zero => "id (or trace id epoch) is zero",
         })
     }
 }
@@ -105,7 +105,10 @@ impl fmt::Debug for SegmentId {
 /// An X-Ray trace id: version 1, the epoch second the trace began, 96 random bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceId {
-    epoch: u32,
+    /// Never zero: X-Ray rejects old trace ids, and the all-zero "no-op" id
+    /// some SDKs use for unsampled requests is never a trace. The niche also
+    /// keeps `Option<TraceId>` at 16 bytes, so it fits in a record.
+    epoch: NonZeroU32,
     random_hi: u32,
     random_lo: u64,
 }
@@ -123,21 +126,29 @@ impl TraceId {
         Self::with_epoch(now as u32)
     }
 
+    const fn nonzero_epoch(epoch: u32) -> NonZeroU32 {
+        match NonZeroU32::new(epoch) {
+            Some(e) => e,
+            None => NonZeroU32::MIN,
+        }
+    }
+
     /// A new trace id stamped with the given epoch second.
     pub fn with_epoch(epoch: u32) -> Self {
         let a = secure_random();
         let b = secure_random();
         TraceId {
-            epoch,
+            epoch: Self::nonzero_epoch(epoch),
             random_hi: (a >> 32) as u32,
             random_lo: b,
         }
     }
 
-    /// Builds an id from its parts (the random part is the low 96 bits).
+    /// Builds an id from its parts (the random part is the low 96 bits); an
+    /// epoch of 0 becomes 1.
     pub const fn from_parts(epoch: u32, random_hi: u32, random_lo: u64) -> Self {
         TraceId {
-            epoch,
+            epoch: Self::nonzero_epoch(epoch),
             random_hi,
             random_lo,
         }
@@ -145,7 +156,7 @@ impl TraceId {
 
     /// The epoch second encoded in the id.
     pub const fn epoch(self) -> u32 {
-        self.epoch
+        self.epoch.get()
     }
 
     /// The high 32 and low 64 bits of the random part.
@@ -158,7 +169,7 @@ impl TraceId {
         let mut out = [0u8; Self::LEN];
         out[0] = b'1';
         out[1] = b'-';
-        write_hex(u64::from(self.epoch), &mut out[2..10]);
+        write_hex(u64::from(self.epoch.get()), &mut out[2..10]);
         out[10] = b'-';
         write_hex(u64::from(self.random_hi), &mut out[11..19]);
         write_hex(self.random_lo, &mut out[19..35]);
@@ -178,7 +189,7 @@ impl TraceId {
             return Err(IdError::Character);
         }
         Ok(TraceId {
-            epoch: parse_hex(&b[2..10])? as u32,
+            epoch: NonZeroU32::new(parse_hex(&b[2..10])? as u32).ok_or(IdError::Zero)?,
             random_hi: parse_hex(&b[11..19])? as u32,
             random_lo: parse_hex(&b[19..35])?,
         })
@@ -318,6 +329,10 @@ mod tests {
         assert_eq!(
             TraceId::parse("1-5759e98g-bd862e3fe1be46a994272793"),
             Err(IdError::Character)
+        );
+        assert_eq!(
+            TraceId::parse("1-00000000-000000000000000000000000"),
+            Err(IdError::Zero)
         );
     }
 
