@@ -149,8 +149,8 @@ pub enum Value {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Body {
     /// The span began. `parent` is the enclosing entity: a span this emitter
-    /// was told about, or (for a top-level span) an upstream id such as
-    /// Lambda's function segment, announced by a [`Body::Trace`] record.
+    /// was told about, or an upstream id (such as Lambda's function segment)
+    /// whose trace a [`Body::Trace`] record announced.
     Open {
         /// The enclosing entity, if any.
         parent: Option<SegmentId>,
@@ -161,7 +161,10 @@ pub enum Body {
         /// What it is.
         kind: Kind,
     },
-    /// The trace of a span opened just before whose parent is not a known span.
+    /// Announces that `record.span` belongs to `trace`: an upstream entity
+    /// (a Lambda invocation's function segment: its children are top-level
+    /// subsegments of that trace) or a segment opened here. Sent once per
+    /// invocation or segment, so spans need not carry the trace themselves.
     Trace {
         /// The trace id.
         trace: TraceId,
@@ -181,7 +184,8 @@ pub enum Body {
         time: Ticks,
     },
     /// The work under `record.span` (Lambda's function segment) in `trace` is
-    /// over: spans of it still open are reported as in progress now.
+    /// over: spans of it still open are reported as in progress now, and the
+    /// announcement of `record.span` is forgotten.
     EndTrace {
         /// The trace id.
         trace: TraceId,

@@ -35,6 +35,9 @@ pub struct TableConfig {
     pub text_bytes: usize,
     /// Spans with closed children waiting to be nested, at once.
     pub child_buffers: usize,
+    /// Traces announced at once (open invocations and segments); past this
+    /// the oldest announcement is forgotten.
+    pub traces: usize,
 }
 
 impl Default for TableConfig {
@@ -43,6 +46,7 @@ impl Default for TableConfig {
             open_spans: 1024,
             text_bytes: 2048,
             child_buffers: 16,
+            traces: 256,
         }
     }
 }
@@ -80,6 +84,9 @@ pub(crate) struct SpanTable {
     index_capacity: usize,
     children: Vec<Children>,
     free_children: Vec<u32>,
+    /// Announced traces, by upstream id, and their order for eviction.
+    traces: HashMap<SegmentId, TraceId, BuildHasherDefault<IdHasher>>,
+    trace_order: std::collections::VecDeque<SegmentId>,
     scratch: Box<[u8]>,
     seq: u64,
     /// The last span looked up: its records usually come one after another.
@@ -115,6 +122,11 @@ impl SpanTable {
                 })
                 .collect(),
             free_children: (0..config.child_buffers as u32).rev().collect(),
+            traces: HashMap::with_capacity_and_hasher(
+                config.traces.max(1) * 2,
+                BuildHasherDefault::default(),
+            ),
+            trace_order: std::collections::VecDeque::with_capacity(config.traces.max(1)),
             scratch: vec![0u8; ENTITY_MAX].into_boxed_slice(),
             seq: 0,
             last: None,
@@ -149,9 +161,13 @@ impl SpanTable {
                     self.release(old);
                     Counters::add(&self.counters.spans_evicted, 1);
                 }
-                let trace = parent
-                    .and_then(|p| self.index.get(&p))
-                    .and_then(|&slot| self.slots[slot as usize].trace);
+                let trace = match parent.and_then(|p| self.index.get(&p)) {
+                    Some(&slot) => self.slots[slot as usize].trace,
+                    None => parent
+                        .and_then(|p| self.traces.get(&p))
+                        .or_else(|| self.traces.get(&id))
+                        .copied(),
+                };
                 let slot = match self.free.pop() {
                     Some(slot) => slot,
                     None => {
@@ -174,10 +190,12 @@ impl SpanTable {
                     self.free.push(slot);
                 }
             }
-            Body::Trace { trace } => match self.slot(id) {
-                Some(slot) => self.slots[slot].trace = Some(trace),
-                None => self.orphan(),
-            },
+            Body::Trace { trace } => {
+                self.announce(id, trace);
+                if let Some(slot) = self.slot(id) {
+                    self.slots[slot].trace = Some(trace);
+                }
+            }
             Body::Attr { key, ref value } => match self.slot(id) {
                 Some(slot) => self.slots[slot].set(key, value),
                 None => self.orphan(),
@@ -193,7 +211,10 @@ impl SpanTable {
                 }
                 None => self.orphan(),
             },
-            Body::EndTrace { trace } => self.end_trace(trace, out),
+            Body::EndTrace { trace } => {
+                self.end_trace(trace, out);
+                self.traces.remove(&id);
+            }
         }
     }
 
@@ -205,6 +226,19 @@ impl SpanTable {
         document::write_own(&mut w, &self.slots[slot], Some(end), TRIM_LEVELS[0], false);
         w.byte(b'}');
         w.finish().ok()
+    }
+
+    /// Remembers that `id` (and what opens under it) belongs to `trace`.
+    fn announce(&mut self, id: SegmentId, trace: TraceId) {
+        if self.traces.insert(id, trace).is_none() {
+            if self.trace_order.len() == self.trace_order.capacity() {
+                // The oldest announcement goes (it may already be gone).
+                if let Some(old) = self.trace_order.pop_front() {
+                    self.traces.remove(&old);
+                }
+            }
+            self.trace_order.push_back(id);
+        }
     }
 
     fn slot(&mut self, id: SegmentId) -> Option<usize> {
@@ -309,6 +343,8 @@ impl SpanTable {
         }
         self.route(slot, len, spans, out);
         self.release(slot);
+        // A segment announced itself; it is over.
+        self.traces.remove(&self.slots[s].id);
     }
 
     /// Sends or keeps the entity in `scratch[..len]`.

@@ -23,9 +23,6 @@ const MAX_PROBE: usize = 16;
 pub(crate) mod flag {
     /// The trace is sampled: emit.
     pub(crate) const SAMPLED: u8 = 1;
-    /// The span is the first under the trace's upstream parent (a Lambda
-    /// invocation's function segment, or nothing for a segment).
-    pub(crate) const TOP: u8 = 2;
 }
 
 /// The layer's view of one span.

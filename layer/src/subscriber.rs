@@ -31,7 +31,7 @@ use crate::sampler::Sampler;
 use crate::states::{State, States, flag};
 
 /// Extra flag: this span claimed its trace's context slot and frees it at close.
-const OWNS_CONTEXT: u8 = 4;
+const OWNS_CONTEXT: u8 = 2;
 
 /// A `tracing_subscriber::Layer` that sends AWS X-Ray documents: Lambda
 /// invocations give the trace, AWS SDK calls become `aws` subsegments, and
@@ -113,7 +113,11 @@ struct Placement {
     flags: u8,
     op: Option<SegmentId>,
     context: u16,
+    /// A root outside Lambda: the span is a segment.
     segment: bool,
+    /// The anchor's trace has to be announced again (an invocation found by
+    /// fallback may already be over for the sender).
+    announce: bool,
 }
 
 impl XRaySubscriber {
@@ -272,10 +276,11 @@ impl XRaySubscriber {
         Some(Placement {
             trace,
             anchor: parent,
-            flags: flag::TOP | owns | if sampled { flag::SAMPLED } else { 0 },
+            flags: owns | if sampled { flag::SAMPLED } else { 0 },
             op: None,
             context,
             segment: true,
+            announce: false,
         })
     }
 
@@ -292,10 +297,11 @@ impl XRaySubscriber {
             return Some(Placement {
                 trace,
                 anchor: SegmentId::from_u64(w[2]),
-                flags: flag::TOP | (w[3] as u8 & flag::SAMPLED),
+                flags: w[3] as u8 & flag::SAMPLED,
                 op: None,
                 context: contexts::NONE,
                 segment: false,
+                announce: true,
             });
         }
         let header = std::env::var("_X_AMZN_TRACE_ID").ok()?;
@@ -303,10 +309,11 @@ impl XRaySubscriber {
         Some(Placement {
             trace: h.root?,
             anchor: Some(h.parent?),
-            flags: flag::TOP | if h.is_sampled() { flag::SAMPLED } else { 0 },
+            flags: if h.is_sampled() { flag::SAMPLED } else { 0 },
             op: None,
             context: contexts::NONE,
             segment: false,
+            announce: true,
         })
     }
 
@@ -335,10 +342,11 @@ impl XRaySubscriber {
                 Some(trace) => Some(Placement {
                     trace,
                     anchor: p.anchor,
-                    flags: p.flags & (flag::SAMPLED | flag::TOP),
+                    flags: p.flags & flag::SAMPLED,
                     op: p.op,
                     context: p.context,
                     segment: false,
+                    announce: false,
                 }),
                 None => {
                     self.emitter.count_untraced();
@@ -364,6 +372,11 @@ impl XRaySubscriber {
         }
         let own = sampled.then(SegmentId::random);
         if let Some(own) = own {
+            if p.segment {
+                self.push(own, Body::Trace { trace: p.trace });
+            } else if let (true, Some(anchor)) = (p.announce, p.anchor) {
+                self.push(anchor, Body::Trace { trace: p.trace });
+            }
             let kind = if p.segment { Kind::Segment } else { kind };
             self.push(
                 own,
@@ -374,14 +387,11 @@ impl XRaySubscriber {
                     kind,
                 },
             );
-            if p.flags & flag::TOP != 0 {
-                self.push(own, Body::Trace { trace: p.trace });
-            }
         }
         let op = if class.is_sdk_call() { own } else { p.op };
         let state = State {
             class,
-            flags: p.flags & !flag::TOP,
+            flags: p.flags,
             own,
             anchor: own.or(p.anchor),
             op,
@@ -492,15 +502,18 @@ impl XRaySubscriber {
                 } else {
                     contexts::NONE
                 };
+                if let (true, Some(root), Some(facade)) = (sampled, h.root, h.parent) {
+                    // Once per invocation: its top-level subsegments need not carry the trace.
+                    self.push(facade, Body::Trace { trace: root });
+                }
+                let owns = if context == contexts::NONE {
+                    0
+                } else {
+                    OWNS_CONTEXT
+                };
                 State {
                     class: Class::Invocation,
-                    flags: flag::TOP
-                        | if sampled { flag::SAMPLED } else { 0 }
-                        | if context == contexts::NONE {
-                            0
-                        } else {
-                            OWNS_CONTEXT
-                        },
+                    flags: owns | if sampled { flag::SAMPLED } else { 0 },
                     own: None,
                     anchor: h.parent,
                     op: None,
