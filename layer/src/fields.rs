@@ -58,7 +58,15 @@ impl Write for Bounded {
 }
 
 /// Where a field of a user span goes.
+#[inline]
 fn key_for(name: &'static str) -> Option<Key> {
+    // Most fields are metadata; only these initials can be anything else.
+    if !matches!(
+        name.as_bytes().first(),
+        Some(b'a' | b'h' | b'u' | b'x' | b'o')
+    ) {
+        return Some(Key::Metadata(name));
+    }
     if let Some(k) = name.strip_prefix("annotation.") {
         return Some(Key::Annotation(k));
     }

@@ -3,6 +3,7 @@
 mod builder;
 mod classify;
 mod contexts;
+mod current;
 mod fields;
 #[cfg(feature = "aws-sdk")]
 mod interceptor;

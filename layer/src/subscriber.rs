@@ -41,6 +41,7 @@ const OWNS_CONTEXT: u8 = 2;
 /// [`XRaySubscriber::builder()`] to set things explicitly. Dropping the layer
 /// flushes and stops its sender thread.
 pub struct XRaySubscriber {
+    instance: u32,
     emitter: Emitter,
     _guard: Option<EmitterGuard>,
     states: States,
@@ -128,6 +129,7 @@ impl XRaySubscriber {
 
     pub(crate) fn new(b: Builder, emitter: Emitter, guard: Option<EmitterGuard>) -> Self {
         XRaySubscriber {
+            instance: crate::current::new_instance(),
             emitter,
             _guard: guard,
             states: States::new(b.open_spans),
@@ -222,7 +224,7 @@ impl XRaySubscriber {
         let parent = if attrs.is_root() {
             None
         } else if attrs.is_contextual() {
-            ctx.current_span().id().cloned()
+            self.current(ctx)
         } else {
             attrs.parent().cloned()
         };
@@ -240,6 +242,20 @@ impl XRaySubscriber {
             .flatten()
             .find_map(|s| self.states.get(s.id().into_u64()));
         (Some(pid), found)
+    }
+
+    /// The span this thread is in, from the layer's own stack if it can tell.
+    #[inline]
+    fn current<S>(&self, ctx: &Context<'_, S>) -> Option<Id>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match crate::current::current(self.instance) {
+            Some(id) => id
+                .and_then(std::num::NonZeroU64::new)
+                .map(Id::from_non_zero_u64),
+            None => ctx.current_span().id().cloned(),
+        }
     }
 
     /// Where a span with no followed parent goes, or `None` (counted) if nowhere.
@@ -682,7 +698,7 @@ where
         let span = if event.is_root() {
             None
         } else if event.is_contextual() {
-            ctx.current_span().id().cloned()
+            self.current(&ctx)
         } else {
             event.parent().cloned()
         };
@@ -708,6 +724,14 @@ where
             self.emitter
                 .push_str(target, Key::Exception { remote: false }, text);
         }
+    }
+
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        crate::current::enter(self.instance, id.into_u64());
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        crate::current::exit(self.instance, id.into_u64());
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
