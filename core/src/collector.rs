@@ -39,10 +39,31 @@ impl<T: Transport> Collector<T> {
         }
     }
 
-    /// Applies one record; complete documents are collected for [`Collector::send`].
+    /// Applies one record; complete documents are collected for
+    /// [`Collector::send`]. A record about a span that is not open is counted
+    /// as orphaned.
     #[inline]
     pub fn apply(&mut self, record: &Record) {
-        self.table.apply(record, &self.clock, &mut self.out);
+        if !self.try_apply(record) {
+            Counters::add(&self.counters.records_orphaned, 1);
+        }
+    }
+
+    /// Applies one record; `false` (and nothing done, nothing counted) if it
+    /// is about a span that is not open.
+    #[inline]
+    pub(crate) fn try_apply(&mut self, record: &Record) -> bool {
+        self.table.apply(record, &self.clock, &mut self.out)
+    }
+
+    /// Holds a close back until [`Collector::settle`].
+    pub(crate) fn defer(&mut self, record: &Record) {
+        self.table.defer(record, &self.clock, &mut self.out);
+    }
+
+    /// Applies closes held back before the last pass (`all`: every one).
+    pub(crate) fn settle(&mut self, all: bool) {
+        self.table.settle(&self.clock, &mut self.out, all);
     }
 
     /// Writes the JSON of the open span `id` as its close at `end` would (its
@@ -79,9 +100,5 @@ impl<T: Transport> Collector<T> {
     /// The counters.
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
-    }
-
-    pub(crate) fn counters(&self) -> &Counters {
-        &self.counters
     }
 }

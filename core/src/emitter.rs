@@ -1,22 +1,26 @@
 //! The handle producers hold, its builder, and the guard that flushes on drop.
 //!
-//! Pushing never blocks: a full queue (or a sender that is gone) drops the
-//! record and counts it. Only [`Emitter::flush`] waits, for a bounded time,
-//! which is what a Lambda handler needs before the sandbox freezes.
+//! Each thread that pushes gets its own ring (made on its first push, the
+//! one allocation), so a push is a copy and a store into memory no other
+//! producer touches. Pushing never blocks: a full ring (or a sender that is
+//! gone) drops the record and counts it. Only [`Emitter::flush`] waits, for a
+//! bounded time, which is what a Lambda handler needs before the sandbox freezes.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
+use arrayvec::ArrayVec;
 
 use crate::address::{AddressError, DaemonAddress};
 use crate::id::SegmentId;
 use crate::outbox::Transport;
 use crate::record::{Key, Record};
+use crate::ring::{Cursor, Pushed, Ring};
 use crate::sender::{self, Pacing, Shared};
 use crate::socket::{DaemonSocket, Target};
 use crate::stats::{Counters, Stats};
@@ -74,7 +78,7 @@ impl Default for EmitterBuilder {
     fn default() -> Self {
         EmitterBuilder {
             target: None,
-            queue_capacity: 16 * 1024,
+            queue_capacity: 4096,
             table: TableConfig::default(),
             max_idle: Duration::from_millis(10),
             report_errors: true,
@@ -97,7 +101,8 @@ impl EmitterBuilder {
         self
     }
 
-    /// Records the queue holds (default 16,384, about 1 MiB); a full queue drops and counts.
+    /// Records each producing thread's ring holds (default 4,096, 256 KiB,
+    /// rounded up to a power of two); a full ring drops and counts.
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records.max(1);
         self
@@ -161,7 +166,6 @@ impl EmitterBuilder {
         T: Transport,
         F: FnOnce() -> T + Send + 'static,
     {
-        let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
         let shared = Arc::new(Shared::new());
         let thread_shared = shared.clone();
         let table = self.table;
@@ -170,12 +174,14 @@ impl EmitterBuilder {
         };
         let handle = std::thread::Builder::new()
             .name(self.thread_name.clone())
-            .spawn(move || sender::run(rx, thread_shared, table, pacing, make_transport()))
+            .spawn(move || sender::run(thread_shared, table, pacing, make_transport()))
             .map_err(StartError::Spawn)?;
         let _ = shared.thread.set(handle.thread().clone());
         let emitter = Emitter {
             inner: Arc::new(Inner {
-                tx,
+                id: next_id(),
+                ring_capacity: self.queue_capacity,
+                enabled: true,
                 shared,
                 join: Mutex::new(Some(handle)),
             }),
@@ -188,10 +194,47 @@ impl EmitterBuilder {
     }
 }
 
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// This thread's ring for one emitter.
+struct Producer {
+    emitter: u64,
+    ring: Arc<Ring>,
+    cursor: Cursor,
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.ring.abandon();
+    }
+}
+
+/// Emitters a thread pushes to at once; past this the least recent one's
+/// ring is abandoned (and a new one made if it comes back).
+const PRODUCERS: usize = 4;
+
+thread_local! {
+    static LOCAL: RefCell<ArrayVec<Producer, PRODUCERS>> = const { RefCell::new(ArrayVec::new_const()) };
+}
+
 struct Inner {
-    tx: Sender<Record>,
+    id: u64,
+    ring_capacity: usize,
+    enabled: bool,
     shared: Arc<Shared>,
     join: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    /// The last handle is gone: nothing more can be pushed, so the sender
+    /// sends what it has and stops.
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.wake();
+    }
 }
 
 /// A cheap, cloneable handle to the queue and the sender thread.
@@ -203,7 +246,7 @@ pub struct Emitter {
 impl fmt::Debug for Emitter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Emitter")
-            .field("queued", &self.inner.tx.len())
+            .field("queued", &self.queued())
             .field("stats", &self.stats())
             .finish()
     }
@@ -218,36 +261,74 @@ impl Emitter {
     /// An emitter with no sender: every push is a counted drop. What a binding
     /// falls back to when it cannot start (a bad daemon address, no thread).
     pub fn disabled() -> Emitter {
-        let (tx, _) = crossbeam_channel::bounded(1);
         Emitter {
             inner: Arc::new(Inner {
-                tx,
+                id: next_id(),
+                ring_capacity: 0,
+                enabled: false,
                 shared: Arc::new(Shared::new()),
                 join: Mutex::new(None),
             }),
         }
     }
 
-    /// Enqueues a record; never blocks. Returns `false` (and counts a drop)
-    /// when the queue is full or the sender is gone.
+    /// Enqueues a record into this thread's ring; never blocks. Returns
+    /// `false` (and counts a drop) when the ring is full or the sender is gone.
     #[inline]
     pub fn push(&self, record: Record) -> bool {
-        match self.inner.tx.try_send(record) {
-            Ok(()) => true,
-            Err(e) => {
-                self.dropped(matches!(e, TrySendError::Full(_)));
+        let inner = &*self.inner;
+        let pushed = LOCAL.try_with(|local| {
+            let mut local = local.try_borrow_mut().ok()?;
+            let i = match local.iter().position(|p| p.emitter == inner.id) {
+                Some(i) => i,
+                None => self.register(&mut local)?,
+            };
+            let p = &mut local[i];
+            Some(p.ring.push(&mut p.cursor, record))
+        });
+        match pushed {
+            Ok(Some(Pushed::Ok)) => true,
+            Ok(Some(Pushed::HalfFull)) => {
+                inner.shared.wake();
+                true
+            }
+            _ => {
+                self.dropped();
                 false
             }
         }
     }
 
+    /// Makes this thread's ring: once per thread, the one allocation.
     #[cold]
     #[inline(never)]
-    fn dropped(&self, full: bool) {
-        Counters::add(&self.inner.shared.counters.records_dropped, 1);
-        if full {
-            self.inner.shared.wake();
+    fn register(&self, local: &mut ArrayVec<Producer, PRODUCERS>) -> Option<usize> {
+        let inner = &*self.inner;
+        if !inner.enabled || inner.shared.shutdown.load(Ordering::Acquire) {
+            return None;
         }
+        let ring = Arc::new(Ring::new(inner.ring_capacity));
+        {
+            let mut rings = inner.shared.rings.lock().unwrap_or_else(|p| p.into_inner());
+            rings.push(ring.clone());
+        }
+        inner.shared.rings_version.fetch_add(1, Ordering::AcqRel);
+        if local.is_full() {
+            local.pop();
+        }
+        local.push(Producer {
+            emitter: inner.id,
+            ring,
+            cursor: Cursor::default(),
+        });
+        Some(local.len() - 1)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn dropped(&self) {
+        Counters::add(&self.inner.shared.counters.records_dropped, 1);
+        self.inner.shared.wake();
     }
 
     /// Enqueues a string field, in as many records as it takes (see
@@ -273,9 +354,9 @@ impl Emitter {
         self.inner.shared.counters.spans_untraced.add(1);
     }
 
-    /// Records waiting in the queue.
+    /// Records waiting in the rings.
     pub fn queued(&self) -> usize {
-        self.inner.tx.len()
+        self.inner.shared.queued()
     }
 
     /// The counters.
@@ -288,9 +369,10 @@ impl Emitter {
     pub fn flush(&self, timeout: Duration) -> Flushed {
         let shared = &self.inner.shared;
         if !shared.running.load(Ordering::Acquire) && self.inner.join_finished() {
+            let pending = self.queued();
             return Flushed {
-                complete: self.inner.tx.is_empty(),
-                pending: self.inner.tx.len(),
+                complete: pending == 0,
+                pending,
             };
         }
         let ticket = shared.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
@@ -314,7 +396,7 @@ impl Emitter {
         }
         Flushed {
             complete,
-            pending: self.inner.tx.len(),
+            pending: self.queued(),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod json;
 pub mod name;
 mod outbox;
 pub mod record;
+mod ring;
 mod sender;
 pub mod socket;
 mod span;

@@ -1,10 +1,19 @@
-//! The sender thread: drains records, keeps the open spans, sends documents.
+//! The sender thread: drains every producer's ring, keeps the open spans,
+//! sends documents.
 //!
-//! It polls the queue with `try_recv` and sleeps between drains instead of
-//! blocking in `recv`: a blocked receiver turns every producer's push into a
-//! lock and a futex wake (measured at 2.2–2.4× the cost of a span), while a
-//! sleeping poller is never waited on. Flushes, a full queue and shutdown
-//! unpark it early.
+//! It polls the rings and sleeps between rounds instead of blocking: a
+//! blocked consumer turns every producer's push into a wake-up (measured at
+//! 2.2–2.4× the cost of a span), while a sleeping poller is never waited on.
+//! Flushes, a half-full ring and shutdown unpark it early.
+//!
+//! Records of one span can sit in different rings (an async task moves
+//! between threads), so a pass over the rings may see a span's close before
+//! its fields, or its fields before its open. Closes are therefore applied
+//! after the next pass, and fields of a span not yet open wait for it:
+//! anything that happened before a close was published before it, so the
+//! next pass, which reads every ring's tail again, sees it. Passes follow
+//! each other until the rings are empty, so closes wait microseconds, not a
+//! sleep; a full span table settles held closes before evicting anything.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,15 +21,17 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, TryRecvError};
-
 use crate::collector::Collector;
 use crate::outbox::Transport;
-use crate::record::Record;
+use crate::record::{Body, Record};
+use crate::ring::Ring;
 use crate::stats::Counters;
 use crate::table::TableConfig;
 
-/// State shared by the handle and the thread.
+/// Records about spans not yet open, held for a pass.
+const PENDING: usize = 4096;
+
+/// State shared by the handles and the thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
@@ -30,6 +41,9 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
     pub(crate) running: AtomicBool,
     pub(crate) thread: OnceLock<Thread>,
+    /// Every producer's ring; producers add theirs, the sender removes finished ones.
+    pub(crate) rings: Mutex<Vec<Arc<Ring>>>,
+    pub(crate) rings_version: AtomicU64,
 }
 
 impl Shared {
@@ -42,6 +56,8 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             running: AtomicBool::new(false),
             thread: OnceLock::new(),
+            rings: Mutex::new(Vec::new()),
+            rings_version: AtomicU64::new(0),
         }
     }
 
@@ -49,6 +65,12 @@ impl Shared {
         if let Some(t) = self.thread.get() {
             t.unpark();
         }
+    }
+
+    /// Records waiting in all rings.
+    pub(crate) fn queued(&self) -> usize {
+        let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        rings.iter().map(|r| r.len()).sum()
     }
 
     fn acknowledge(&self, ticket: u64) {
@@ -64,13 +86,124 @@ impl Shared {
 /// How the thread paces itself.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pacing {
-    /// Longest sleep between drains when idle.
+    /// Longest sleep between rounds when idle.
     pub(crate) max_idle: Duration,
 }
 
-/// The loop; returns when shut down or when every producer is gone.
+/// The sender's working state besides the collector.
+struct Rounds {
+    rings: Vec<Arc<Ring>>,
+    version: u64,
+    /// Records about spans not open yet, with the number of passes they waited.
+    pending: Vec<(Record, u8)>,
+    retry: Vec<(Record, u8)>,
+}
+
+impl Rounds {
+    fn new() -> Self {
+        Rounds {
+            rings: Vec::new(),
+            version: u64::MAX,
+            pending: Vec::with_capacity(PENDING),
+            retry: Vec::with_capacity(PENDING),
+        }
+    }
+
+    fn refresh_rings(&mut self, shared: &Shared) {
+        let version = shared.rings_version.load(Ordering::Acquire);
+        if version != self.version {
+            let rings = shared.rings.lock().unwrap_or_else(|p| p.into_inner());
+            self.rings.clear();
+            self.rings.extend(rings.iter().cloned());
+            self.version = version;
+        }
+    }
+
+    /// Drops rings whose thread is gone and which are empty.
+    fn forget_finished(&mut self, shared: &Shared) {
+        if !self.rings.iter().any(|r| r.is_finished()) {
+            return;
+        }
+        let mut rings = shared.rings.lock().unwrap_or_else(|p| p.into_inner());
+        rings.retain(|r| !r.is_finished());
+        shared.rings_version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One pass over every ring, each read up to its tail. Returns the number
+    /// of records taken.
+    fn round<T: Transport>(&mut self, collector: &mut Collector<T>, counters: &Counters) -> usize {
+        let mut taken = 0;
+        let Rounds { rings, pending, .. } = self;
+        for ring in rings.iter() {
+            taken += ring.drain(usize::MAX, |record| match record.body {
+                Body::Close { .. } | Body::EndTrace { .. } => collector.defer(record),
+                _ => {
+                    if !collector.try_apply(record) {
+                        if pending.len() < pending.capacity() {
+                            pending.push((*record, 0));
+                        } else {
+                            Counters::add(&counters.records_orphaned, 1);
+                        }
+                    }
+                }
+            });
+        }
+        taken
+    }
+
+    /// Retries records of spans that were not open; gives up after two rounds.
+    fn retry_pending<T: Transport>(
+        &mut self,
+        collector: &mut Collector<T>,
+        counters: &Counters,
+        final_pass: bool,
+    ) {
+        std::mem::swap(&mut self.pending, &mut self.retry);
+        for (record, age) in self.retry.drain(..) {
+            if collector.try_apply(&record) {
+                continue;
+            }
+            if age >= 2 || final_pass {
+                Counters::add(&counters.records_orphaned, 1);
+            } else {
+                self.pending.push((record, age + 1));
+            }
+        }
+    }
+
+    /// Passes until the rings are empty, each followed by the closes of the
+    /// one before; `complete` then settles everything seen (a flush, the end).
+    fn step<T: Transport>(
+        &mut self,
+        shared: &Shared,
+        collector: &mut Collector<T>,
+        complete: bool,
+    ) -> usize {
+        self.refresh_rings(shared);
+        collector.refresh_clock(Duration::from_millis(50));
+        let counters = &shared.counters;
+        let mut taken = 0;
+        loop {
+            let pass = self.round(collector, counters);
+            taken += pass;
+            self.retry_pending(collector, counters, false);
+            collector.settle(false);
+            if pass == 0 {
+                break;
+            }
+        }
+        if complete {
+            collector.settle(true);
+            self.retry_pending(collector, counters, false);
+        }
+        collector.send();
+        self.forget_finished(shared);
+        taken
+    }
+}
+
+/// The loop; returns when shut down or when every handle is gone.
 pub(crate) fn run<T: Transport>(
-    rx: Receiver<Record>,
     shared: Arc<Shared>,
     table: TableConfig,
     pacing: Pacing,
@@ -78,25 +211,32 @@ pub(crate) fn run<T: Transport>(
 ) {
     shared.running.store(true, Ordering::Release);
     let mut collector = Collector::with_counters(table, transport, shared.counters.clone());
+    let mut rounds = Rounds::new();
     let mut idle = 0u32;
-    let budget = rx.capacity().unwrap_or(usize::MAX);
+    let mut acked = 0u64;
     loop {
         let ticket = shared.flush_requested.load(Ordering::Acquire);
         let stopping = shared.shutdown.load(Ordering::Acquire);
-        let step = catch_unwind(AssertUnwindSafe(|| drain(&rx, budget, &mut collector)));
-        let (taken, disconnected) = step.unwrap_or_else(|_| {
+        let complete = ticket > acked || stopping;
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            rounds.step(&shared, &mut collector, complete)
+        }));
+        let taken = step.unwrap_or_else(|_| {
             // A bug, not bad data: start over with empty state rather than die.
             collector.reset();
-            (1, false)
+            rounds = Rounds::new();
+            1
         });
-        Counters::add(&collector.counters().records_received, taken as u64);
-        if ticket > 0 {
+        Counters::add(&shared.counters.records_received, taken as u64);
+        if ticket > acked {
             shared.acknowledge(ticket);
+            acked = ticket;
         }
-        if stopping || disconnected {
+        if stopping {
             let _ = catch_unwind(AssertUnwindSafe(|| {
-                let (taken, _) = drain(&rx, budget, &mut collector);
-                Counters::add(&collector.counters().records_received, taken as u64);
+                let taken = rounds.step(&shared, &mut collector, true);
+                Counters::add(&shared.counters.records_received, taken as u64);
+                rounds.retry_pending(&mut collector, &shared.counters, true);
                 collector.finish();
             }));
             shared.running.store(false, Ordering::Release);
@@ -109,35 +249,10 @@ pub(crate) fn run<T: Transport>(
             0
         };
         let pause = Duration::from_micros(500u64 << idle.min(8)).min(pacing.max_idle);
-        if shared.flush_requested.load(Ordering::Acquire) == ticket {
+        if shared.flush_requested.load(Ordering::Acquire) == ticket
+            && !shared.shutdown.load(Ordering::Acquire)
+        {
             std::thread::park_timeout(pause);
         }
     }
-}
-
-/// Takes up to `budget` records (everything queued when a flush was asked for
-/// fits in that), then sends what they completed.
-fn drain<T: Transport>(
-    rx: &Receiver<Record>,
-    budget: usize,
-    collector: &mut Collector<T>,
-) -> (usize, bool) {
-    collector.refresh_clock(Duration::from_millis(50));
-    let mut taken = 0;
-    let mut disconnected = false;
-    while taken < budget {
-        match rx.try_recv() {
-            Ok(record) => {
-                taken += 1;
-                collector.apply(&record);
-            }
-            Err(TryRecvError::Empty) => break,
-            Err(TryRecvError::Disconnected) => {
-                disconnected = true;
-                break;
-            }
-        }
-    }
-    collector.send();
-    (taken, disconnected)
 }

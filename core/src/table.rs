@@ -22,6 +22,9 @@ use crate::record::{Body, Record};
 use crate::span::Span;
 use crate::stats::Counters;
 
+/// Closes held back at once; past this they are applied as they come.
+const DEFERRED: usize = 4096;
+
 /// Closed children kept per child buffer before the next ones go on their own.
 const MAX_CHILDREN: usize = 256;
 const SUBSEGMENTS: &[u8] = b",\"subsegments\":[";
@@ -91,6 +94,10 @@ pub(crate) struct SpanTable {
     seq: u64,
     /// The last span looked up: its records usually come one after another.
     last: Option<(SegmentId, u32)>,
+    /// Closes held back until the rings have been read once more (see the
+    /// sender), and those of the pass before, now due.
+    deferred: Vec<Record>,
+    due: Vec<Record>,
     config: TableConfig,
     counters: Arc<Counters>,
 }
@@ -130,6 +137,9 @@ impl SpanTable {
             scratch: vec![0u8; ENTITY_MAX].into_boxed_slice(),
             seq: 0,
             last: None,
+            // Twice the bound: `settle(all)` joins both lists without growing one.
+            deferred: Vec::with_capacity(2 * DEFERRED),
+            due: Vec::with_capacity(2 * DEFERRED),
             config,
             counters,
         }
@@ -141,12 +151,14 @@ impl SpanTable {
     }
 
     /// Applies one record; documents that become complete go to `out`.
+    /// Returns `false` for a record about a span that is not open (its open
+    /// record may not have arrived yet, or was lost); nothing was done.
     pub(crate) fn apply<T: Transport>(
         &mut self,
         record: &Record,
         clock: &Converter,
         out: &mut Outbox<T>,
-    ) {
+    ) -> bool {
         let id = record.span;
         match record.body {
             Body::Open {
@@ -168,6 +180,10 @@ impl SpanTable {
                         .or_else(|| self.traces.get(&id))
                         .copied(),
                 };
+                if self.free.is_empty() {
+                    // Spans whose close is only held back are not open: settle them first.
+                    self.settle(clock, out, true);
+                }
                 let slot = match self.free.pop() {
                     Some(slot) => slot,
                     None => {
@@ -177,7 +193,7 @@ impl SpanTable {
                         Counters::add(&self.counters.spans_evicted, 1);
                         match self.free.pop() {
                             Some(slot) => slot,
-                            None => return,
+                            None => return true,
                         }
                     }
                 };
@@ -198,24 +214,25 @@ impl SpanTable {
             }
             Body::Attr { key, ref value } => match self.slot(id) {
                 Some(slot) => self.slots[slot].set(key, value),
-                None => self.orphan(),
+                None => return false,
             },
             Body::More(ref chunk) => match self.slot(id) {
                 Some(slot) => self.slots[slot].more(chunk),
-                None => self.orphan(),
+                None => return false,
             },
             Body::Close { time } => match self.slot(id) {
                 Some(slot) => {
                     let end = clock.epoch_micros(time);
                     self.close(slot as u32, end, out);
                 }
-                None => self.orphan(),
+                None => return false,
             },
             Body::EndTrace { trace } => {
                 self.end_trace(trace, out);
                 self.traces.remove(&id);
             }
         }
+        true
     }
 
     /// Writes the document of an open span, as its close would with `end`,
@@ -226,6 +243,69 @@ impl SpanTable {
         document::write_own(&mut w, &self.slots[slot], Some(end), TRIM_LEVELS[0], false);
         w.byte(b'}');
         w.finish().ok()
+    }
+
+    /// Holds a close (or the end of a trace) back until [`SpanTable::settle`];
+    /// applies it now if too many are held.
+    pub(crate) fn defer<T: Transport>(
+        &mut self,
+        record: &Record,
+        clock: &Converter,
+        out: &mut Outbox<T>,
+    ) {
+        if self.deferred.len() < DEFERRED {
+            self.deferred.push(*record);
+        } else if !self.apply(record, clock, out) {
+            Counters::add(&self.counters.records_orphaned, 1);
+        }
+    }
+
+    /// Applies the closes deferred before the last pass (with `all`, every
+    /// one held), in the order their spans ended: rings are read one after
+    /// another, so a parent's close can be read before its child's, and a
+    /// child must close first to travel nested in its parent's document.
+    pub(crate) fn settle<T: Transport>(
+        &mut self,
+        clock: &Converter,
+        out: &mut Outbox<T>,
+        all: bool,
+    ) {
+        let mut due = std::mem::take(&mut self.due);
+        if all {
+            due.append(&mut self.deferred);
+        }
+        due.sort_unstable_by_key(|r| match r.body {
+            Body::Close { time } => time.0,
+            // The end of an invocation comes after every close it waited for.
+            _ => u64::MAX,
+        });
+        for record in due.drain(..) {
+            if !self.apply(&record, clock, out) {
+                Counters::add(&self.counters.records_orphaned, 1);
+            }
+        }
+        self.due = due;
+        if !all {
+            std::mem::swap(&mut self.due, &mut self.deferred);
+        }
+    }
+
+    /// A span whose trace was not known when it opened (its parent's open or
+    /// the trace's announcement came from another thread, later) learns it now.
+    fn resolve_trace(&mut self, slot: usize) {
+        if self.slots[slot].trace.is_some() {
+            return;
+        }
+        let span = &self.slots[slot];
+        let trace = match span.parent.and_then(|p| self.index.get(&p)) {
+            Some(&p) => self.slots[p as usize].trace,
+            None => span
+                .parent
+                .and_then(|p| self.traces.get(&p))
+                .or_else(|| self.traces.get(&span.id))
+                .copied(),
+        };
+        self.slots[slot].trace = trace;
     }
 
     /// Remembers that `id` (and what opens under it) belongs to `trace`.
@@ -250,10 +330,6 @@ impl SpanTable {
         let slot = *self.index.get(&id)?;
         self.last = Some((id, slot));
         Some(slot as usize)
-    }
-
-    fn orphan(&self) {
-        Counters::add(&self.counters.records_orphaned, 1);
     }
 
     fn oldest(&self) -> u32 {
@@ -306,6 +382,7 @@ impl SpanTable {
     fn close<T: Transport>(&mut self, slot: u32, end: u64, out: &mut Outbox<T>) {
         let s = slot as usize;
         self.slots[s].finish_pending();
+        self.resolve_trace(s);
         let Some((mut len, trimmed)) = self.write_own(s, Some(end), 1) else {
             self.lose(slot, out);
             return;
@@ -425,6 +502,7 @@ impl SpanTable {
 
     /// Sends an open span as `in_progress`, and its closed children on their own.
     fn report_in_progress<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
+        self.resolve_trace(slot as usize);
         self.stream_children(slot, out);
         let s = slot as usize;
         self.slots[s].finish_pending();

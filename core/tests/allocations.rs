@@ -145,8 +145,8 @@ fn no_allocation_per_record_on_the_producer_nor_the_warm_sender() {
     let trace = TraceId::new();
     let facade = SegmentId::random();
     // Warm up: first-use paths (thread-locals, the sender's lazily touched state).
-    for _ in 0..12 {
-        for _ in 0..500 {
+    for _ in 0..60 {
+        for _ in 0..100 {
             invocation(&e, trace, facade);
         }
         assert!(e.flush(Duration::from_secs(5)).complete);
@@ -154,8 +154,8 @@ fn no_allocation_per_record_on_the_producer_nor_the_warm_sender() {
     let all_before = ALL.load(Ordering::SeqCst);
     let mine_before = MINE.with(Cell::get);
     let mut records = 0;
-    for _ in 0..20 {
-        for _ in 0..500 {
+    for _ in 0..100 {
+        for _ in 0..100 {
             records += invocation(&e, trace, facade);
         }
         assert!(e.flush(Duration::from_secs(5)).complete);
