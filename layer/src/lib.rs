@@ -1,4 +1,8 @@
-#![doc = include_str!("../README.md")]
+#![cfg_attr(feature = "aws-sdk", doc = include_str!("../../README.md"))]
+#![cfg_attr(
+    not(feature = "aws-sdk"),
+    doc = "AWS X-Ray for `tracing`: see README.md (the examples there need the `aws-sdk` feature)."
+)]
 
 mod builder;
 mod classify;
