@@ -75,6 +75,11 @@ impl<T: Transport> Collector<T> {
         self.table.render(id, end, buf)
     }
 
+    /// The transport (to read what a test transport captured).
+    pub fn transport_mut(&mut self) -> &mut T {
+        self.out.transport_mut()
+    }
+
     /// Hands the collected datagrams to the transport (also done whenever a
     /// batch is full).
     pub fn send(&mut self) {
@@ -95,6 +100,11 @@ impl<T: Transport> Collector<T> {
     /// Forgets every open span (after a bug made the state suspect).
     pub(crate) fn reset(&mut self) {
         self.table = SpanTable::new(self.table.config(), self.counters.clone());
+    }
+
+    /// Spans open now (never more than the table's capacity).
+    pub fn open_spans(&self) -> usize {
+        self.table.open_spans()
     }
 
     /// The counters.

@@ -51,6 +51,10 @@ impl<T: Transport> Outbox<T> {
         }
     }
 
+    pub(crate) fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
     /// Writes one datagram with `write`; it is kept only if it fits in
     /// [`DATAGRAM_MAX`]. Returns whether it was kept.
     fn datagram(&mut self, spans: u64, write: impl FnOnce(&mut JsonWriter<'_>)) -> bool {

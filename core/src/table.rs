@@ -145,6 +145,11 @@ impl SpanTable {
         }
     }
 
+    /// Spans open now.
+    pub(crate) fn open_spans(&self) -> usize {
+        self.index.len()
+    }
+
     /// The sizes this table was made with.
     pub(crate) fn config(&self) -> TableConfig {
         self.config

@@ -1,0 +1,309 @@
+//! The properties the fuzz targets check, as plain functions: libFuzzer drives
+//! them from `fuzz_targets/`, and `tests/replay.rs` replays the committed
+//! corpus through them on stable.
+
+use arbitrary::Unstructured;
+use serde_json::Value as Json;
+use xray_emitter::socket::Sent;
+use xray_emitter::{
+    Body, Collector, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TableConfig, TraceHeader, TraceId,
+    Transport, Value, clock::Ticks, document, name,
+};
+
+/// Keys with everything a field name can be: ordinary, dotted, empty,
+/// non-ASCII, control characters, over-long.
+const KEYS: &[&str] = &[
+    "order_id",
+    "http.route",
+    "",
+    "naïve",
+    "tab\there",
+    "quote\"back\\slash",
+    "AWS.reserved",
+    "😀",
+    "k0",
+    "k1",
+    "k2",
+    "k3",
+    concat!(
+        "a_very_long_key_",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    ),
+];
+
+/// Static names of the same kinds.
+const NAMES: &[&str] = &["handler", "DynamoDB", "", "GET /users/{id}", "名前", "a\u{0}b", "😀😀", "x;y<z>"];
+
+/// Every datagram a collector hands over.
+#[derive(Default)]
+pub struct Capture {
+    pub datagrams: Vec<Vec<u8>>,
+}
+
+impl Transport for Capture {
+    fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
+        self.datagrams.extend(datagrams.iter().map(|d| d.to_vec()));
+        Sent {
+            datagrams: datagrams.len(),
+            bytes: datagrams.iter().map(|d| d.len()).sum(),
+            ..Sent::default()
+        }
+    }
+}
+
+/// The wire contract for one datagram: the exact header, exactly one JSON
+/// document, at most 64,512 bytes, names and annotation keys as X-Ray wants
+/// them. Returns the document.
+pub fn check_datagram(d: &[u8]) -> Json {
+    assert!(d.len() <= document::DATAGRAM_MAX, "datagram of {} bytes", d.len());
+    assert!(d.starts_with(document::HEADER), "header");
+    let doc: Json = serde_json::from_slice(&d[document::HEADER.len()..]).expect("exactly one JSON document");
+    check_entity(&doc, true);
+    doc
+}
+
+fn check_entity(e: &Json, top: bool) {
+    let name = e["name"].as_str().expect("name");
+    assert!(!name.is_empty() && name.chars().count() <= name::MAX_NAME_CHARS, "name {name:?}");
+    assert!(name.chars().all(name::is_name_char), "name {name:?}");
+    let id = e["id"].as_str().expect("id");
+    assert!(id.len() == 16 && id.bytes().all(|c| c.is_ascii_hexdigit()), "id {id}");
+    assert!(e["start_time"].is_number());
+    assert!(e["end_time"].is_number() || e["in_progress"] == true);
+    if top && e.get("type").is_some() {
+        assert!(e["trace_id"].is_string() && e["parent_id"].is_string());
+    }
+    if let Some(Json::Object(a)) = e.get("annotations") {
+        for (k, v) in a {
+            assert!(!k.is_empty() && k.len() <= 500 && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'));
+            assert!(v.is_string() || v.is_number() || v.is_boolean());
+        }
+    }
+    if let Some(Json::Array(kids)) = e.get("subsegments") {
+        kids.iter().for_each(|k| check_entity(k, false));
+    }
+}
+
+/// A header that parses formats back to an equivalent one, and keeps the keys
+/// it does not know (unless they did not fit).
+pub fn trace_header(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(h) = TraceHeader::parse(text) else { return };
+    let encoded = h.encode();
+    let again = TraceHeader::parse(&encoded).expect("an encoded header parses");
+    assert_eq!((again.root, again.parent, again.sampled), (h.root, h.parent, h.sampled));
+    assert_eq!(again.extras(), h.extras());
+    assert_eq!(again.encode(), encoded, "encoding is stable");
+    if !h.extras_dropped() {
+        for part in text.split(';') {
+            let Some((k, v)) = part.trim().split_once('=') else { continue };
+            let (k, v) = (k.trim(), v.trim());
+            let known = ["root", "parent", "sampled", "self"].iter().any(|n| k.eq_ignore_ascii_case(n));
+            if !known && !k.is_empty() {
+                assert!(h.extras().split(';').any(|p| p == format!("{k}={v}")), "{k}={v} kept");
+            }
+        }
+    }
+}
+
+/// Accepted addresses are of the two forms, and format back to themselves.
+pub fn daemon_address(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match DaemonAddress::parse(text) {
+        Ok(a) => {
+            let tokens: Vec<&str> = text.split_ascii_whitespace().collect();
+            for hp in [&a.udp, &a.tcp] {
+                assert!(!hp.host().is_empty() && hp.port() != 0);
+            }
+            match tokens.len() {
+                1 => {
+                    assert_eq!(a.udp, a.tcp);
+                    assert_eq!(DaemonAddress::parse(&a.udp.to_string()).unwrap(), a);
+                }
+                2 => {
+                    for t in &tokens {
+                        let p = t.get(..4).map(str::to_ascii_lowercase);
+                        assert!(matches!(p.as_deref(), Some("udp:") | Some("tcp:")), "{t}");
+                    }
+                    let again = format!("udp:{} tcp:{}", a.udp, a.tcp);
+                    assert_eq!(DaemonAddress::parse(&again).unwrap(), a);
+                }
+                n => panic!("{n} tokens accepted"),
+            }
+        }
+        Err(e) => assert!(e.to_string().contains("AWS_XRAY_DAEMON_ADDRESS")),
+    }
+}
+
+fn value(u: &mut Unstructured<'_>) -> arbitrary::Result<(Value, Option<String>)> {
+    Ok(match u.int_in_range(0..=4u8)? {
+        0 => (Value::I64(u.arbitrary()?), None),
+        1 => (Value::U64(u.arbitrary()?), None),
+        2 => (Value::F64(u.arbitrary()?), None),
+        3 => (Value::Bool(u.arbitrary()?), None),
+        _ => {
+            let s: String = u.arbitrary()?;
+            (Value::U64(0), Some(s))
+        }
+    })
+}
+
+/// Documents built from arbitrary names, keys and values are valid, bounded,
+/// and what survives sanitizing reads back equal.
+pub fn document(data: &[u8]) {
+    let _ = build_document(&mut Unstructured::new(data));
+}
+
+fn build_document(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
+    let mut c = Collector::new(TableConfig::default(), Capture::default());
+    let trace = TraceId::from_parts(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?);
+    let facade = SegmentId::random();
+    c.apply(&Record::new(facade, Body::Trace { trace }));
+    let spans = u.int_in_range(1..=6usize)?;
+    let mut ids: Vec<SegmentId> = Vec::new();
+    // Per span: the metadata values that should read back unchanged.
+    let mut expect: Vec<Vec<(&'static str, String)>> = Vec::new();
+    for i in 0..spans {
+        let id = SegmentId::random();
+        let parent = if i == 0 || u.ratio(1, 3)? { facade } else { ids[u.choose_index(ids.len())?] };
+        let name = NAMES[u.choose_index(NAMES.len())?];
+        let kind = [Kind::Local, Kind::Aws, Kind::Remote][u.choose_index(3)?];
+        c.apply(&Record::new(id, Body::Open { parent: Some(parent), time: Ticks(u.arbitrary()?), name, kind }));
+        let mut mine: Vec<(&'static str, String)> = Vec::new();
+        for _ in 0..u.int_in_range(0..=40usize)? {
+            let k = KEYS[u.choose_index(KEYS.len())?];
+            let key = match u.int_in_range(0..=7u8)? {
+                0 => Key::Annotation(k),
+                1 => Key::Aws(k),
+                2 => Key::Http(HttpField::Status),
+                3 => Key::Name,
+                4 => Key::Exception { remote: u.arbitrary()? },
+                5 => Key::ExceptionType,
+                6 => Key::Flags,
+                _ => Key::Metadata(k),
+            };
+            let (v, text) = value(u)?;
+            match text {
+                Some(s) => {
+                    Record::split_str(id, key, &s, |r| c.apply(&r));
+                    if let Key::Metadata(k) = key {
+                        mine.retain(|(kk, _)| *kk != k);
+                        mine.push((k, s));
+                    }
+                }
+                None => {
+                    c.apply(&Record::new(id, Body::Attr { key, value: v }));
+                    if let Key::Metadata(k) = key {
+                        mine.retain(|(kk, _)| *kk != k);
+                    }
+                }
+            }
+        }
+        ids.push(id);
+        expect.push(mine);
+    }
+    for id in ids.iter().rev() {
+        c.apply(&Record::new(*id, Body::Close { time: Ticks(u.arbitrary()?) }));
+    }
+    c.finish();
+    let datagrams = std::mem::take(&mut c_transport(&mut c).datagrams);
+    let mut seen = 0;
+    for d in &datagrams {
+        let doc = check_datagram(d);
+        let mut all = Vec::new();
+        collect(&doc, &mut all);
+        for e in all {
+            seen += 1;
+            let Some(i) = ids.iter().position(|id| e["id"] == id.to_string()) else {
+                panic!("unknown id in {e}");
+            };
+            if e["metadata"].get("xray_emitter").is_some() {
+                continue; // something was cut: values may be shortened
+            }
+            for (k, v) in &expect[i] {
+                assert_eq!(e["metadata"]["default"][*k].as_str(), Some(v.as_str()), "metadata {k:?}");
+            }
+        }
+    }
+    assert_eq!(seen, spans, "every span arrives once");
+    Ok(())
+}
+
+fn collect(e: &Json, out: &mut Vec<Json>) {
+    out.push(e.clone());
+    if let Some(Json::Array(kids)) = e.get("subsegments") {
+        kids.iter().for_each(|k| collect(k, out));
+    }
+}
+
+fn c_transport(c: &mut Collector<Capture>) -> &mut Capture {
+    c.transport_mut()
+}
+
+/// Arbitrary record sequences (closes without opens, duplicate ids, records
+/// after close, missing closes, id reuse, lost or repeated chunks) never
+/// panic, never hold more spans than the table has room for, and every
+/// document sent is valid.
+pub fn span_table(data: &[u8]) {
+    let _ = drive_table(&mut Unstructured::new(data));
+}
+
+fn drive_table(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
+    let config = TableConfig {
+        open_spans: 8,
+        text_bytes: 256,
+        child_buffers: 2,
+        traces: 4,
+    };
+    let mut c = Collector::new(config, Capture::default());
+    let id = |n: u8| SegmentId::from_u64(u64::from(n % 16) + 1).unwrap_or_else(|| unreachable!());
+    while !u.is_empty() {
+        let span = id(u.arbitrary()?);
+        match u.int_in_range(0..=7u8)? {
+            0 | 1 => {
+                let parent = if u.arbitrary()? { Some(id(u.arbitrary()?)) } else { None };
+                let name = NAMES[u.choose_index(NAMES.len())?];
+                let kind = [Kind::Segment, Kind::Local, Kind::Aws, Kind::Remote][u.choose_index(4)?];
+                c.apply(&Record::new(span, Body::Open { parent, time: Ticks(u.arbitrary()?), name, kind }));
+            }
+            2 => c.apply(&Record::new(span, Body::Trace { trace: TraceId::from_parts(1, 2, u.arbitrary()?) })),
+            3 => {
+                let k = KEYS[u.choose_index(KEYS.len())?];
+                let (v, text) = value(u)?;
+                let key = if u.arbitrary()? { Key::Annotation(k) } else { Key::Metadata(k) };
+                match text {
+                    Some(s) => {
+                        let mut records = Vec::new();
+                        Record::split_str(span, key, &s, |r| records.push(r));
+                        // Lose, repeat or keep each continuation.
+                        for (i, r) in records.iter().enumerate() {
+                            match if i == 0 { 0 } else { u.int_in_range(0..=3u8)? } {
+                                1 => {}
+                                2 => {
+                                    c.apply(r);
+                                    c.apply(r);
+                                }
+                                _ => c.apply(r),
+                            }
+                        }
+                    }
+                    None => c.apply(&Record::new(span, Body::Attr { key, value: v })),
+                }
+            }
+            4 | 5 => c.apply(&Record::new(span, Body::Close { time: Ticks(u.arbitrary()?) })),
+            6 => c.apply(&Record::new(span, Body::EndTrace { trace: TraceId::from_parts(1, 2, u.arbitrary()?) })),
+            _ => c.send(),
+        }
+        assert!(c.open_spans() <= config.open_spans, "the table never grows");
+    }
+    c.finish();
+    for d in &c_transport(&mut c).datagrams {
+        check_datagram(d);
+    }
+    Ok(())
+}
