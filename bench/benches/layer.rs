@@ -251,7 +251,11 @@ fn ladder(c: &mut Criterion) {
 /// from the close alone.
 fn invocation_end(c: &mut Criterion) {
     let daemon = Drained::new();
-    let layer = XRaySubscriber::builder().daemon(daemon.addr()).lambda(true).build().unwrap();
+    let layer = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let mut g = c.benchmark_group("invocation_end");

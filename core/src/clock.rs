@@ -108,39 +108,40 @@ impl Default for Converter {
 }
 
 impl Converter {
-    /// Measures the tick rate (about 2 ms when the TSC is used) and takes a first anchor.
+    /// Takes a first anchor. The tick rate is measured once per process
+    /// (about 2 ms when the TSC is used) and refined by every converter.
     pub fn new() -> Self {
         let tsc = uses_tsc();
+        let nanos_per_tick = if tsc {
+            *FIRST_RATE.get_or_init(first_rate)
+        } else {
+            1.0
+        };
         let (ticks, at, epoch) = read_pair();
-        let mut c = Converter {
+        Converter {
             tsc,
             anchor_ticks: ticks,
             anchor_epoch_nanos: epoch,
             anchor_at: at,
             base_ticks: ticks,
             base_at: at,
-            nanos_per_tick: 1.0,
-        };
-        if tsc {
-            std::thread::sleep(Duration::from_millis(2));
-            c.measure_rate(true);
+            nanos_per_tick,
         }
-        c
     }
 
     /// Re-reads the anchor if it is older than `max_age`, and refines the rate.
     pub fn refresh(&mut self, max_age: Duration) {
         if self.anchor_at.elapsed() >= max_age {
-            self.measure_rate(false);
+            self.measure_rate();
         }
     }
 
     /// Re-reads the anchor now; call after a freeze or restore is suspected.
     pub fn reanchor(&mut self) {
-        self.measure_rate(false);
+        self.measure_rate();
     }
 
-    fn measure_rate(&mut self, first: bool) {
+    fn measure_rate(&mut self) {
         let (ticks, at, epoch) = read_pair();
         if self.tsc {
             let elapsed = at.duration_since(self.base_at).as_nanos() as f64;
@@ -149,10 +150,14 @@ impl Converter {
             let plausible = ticks > self.base_ticks && rate.is_finite() && rate > 0.0;
             // A rate far from the last one means the counter jumped (a restore onto
             // another host): start a new measuring window and keep the old rate.
-            let consistent = first || (rate / self.nanos_per_tick - 1.0).abs() < 0.01;
+            let consistent = (rate / self.nanos_per_tick - 1.0).abs() < 0.01;
+            // A short window measures less precisely than the one the rate came from.
+            let long_enough = elapsed >= 10_000_000.0;
             if plausible && consistent {
-                self.nanos_per_tick = rate;
-            } else if !first {
+                if long_enough {
+                    self.nanos_per_tick = rate;
+                }
+            } else {
                 self.base_ticks = ticks;
                 self.base_at = at;
             }
@@ -178,6 +183,21 @@ impl Converter {
     /// The current wall time in microseconds since the epoch.
     pub fn now_micros(&self) -> u64 {
         self.epoch_micros(now())
+    }
+}
+
+static FIRST_RATE: OnceLock<f64> = OnceLock::new();
+
+/// Nanoseconds per TSC tick over a 2 ms window.
+fn first_rate() -> f64 {
+    let (t0, i0, _) = read_pair();
+    std::thread::sleep(Duration::from_millis(2));
+    let (t1, i1, _) = read_pair();
+    let rate = i1.duration_since(i0).as_nanos() as f64 / t1.wrapping_sub(t0) as f64;
+    if rate.is_finite() && rate > 0.0 {
+        rate
+    } else {
+        1.0
     }
 }
 

@@ -110,11 +110,16 @@ impl TraceHeader {
             extras: ArrayString::new(),
             extras_dropped: false,
         };
-        if header.merge(text)? {
-            Ok(header)
-        } else {
-            Err(HeaderError::Empty)
+        header.merge(text)?;
+        // Nothing kept (only `Self=`, or extras too long to keep) is no header.
+        if header.root.is_none()
+            && header.parent.is_none()
+            && header.sampled.is_none()
+            && header.extras.is_empty()
+        {
+            return Err(HeaderError::Empty);
         }
+        Ok(header)
     }
 
     /// Adds the `key=value` parts of `text` (such as the extras of another
@@ -125,15 +130,13 @@ impl TraceHeader {
         Ok(self)
     }
 
-    /// Applies every part of `text`; returns whether there was any.
-    fn merge(&mut self, text: &str) -> Result<bool, HeaderError> {
-        let mut seen_any = false;
+    /// Applies every part of `text`.
+    fn merge(&mut self, text: &str) -> Result<(), HeaderError> {
         for part in text.split(';') {
             let part = part.trim_matches(|c: char| c.is_ascii_whitespace());
             if part.is_empty() {
                 continue;
             }
-            seen_any = true;
             let (key, value) = part.split_once('=').ok_or(HeaderError::Malformed)?;
             let key = key.trim_matches(|c: char| c.is_ascii_whitespace());
             let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
@@ -167,7 +170,7 @@ impl TraceHeader {
                 self.push_extra(key, value);
             }
         }
-        Ok(seen_any)
+        Ok(())
     }
 
     fn push_extra(&mut self, key: &str, value: &str) {
@@ -317,6 +320,14 @@ mod tests {
     fn rejects_malformed() {
         assert_eq!(TraceHeader::parse(""), Err(HeaderError::Empty));
         assert_eq!(TraceHeader::parse(" ;; "), Err(HeaderError::Empty));
+        // Found by fuzzing: only `Self=` parts (dropped) used to parse to an
+        // empty header that did not parse back.
+        assert_eq!(
+            TraceHeader::parse(" Self=\u{1}3; Self=x"),
+            Err(HeaderError::Empty)
+        );
+        let too_long = format!("Key={}", "v".repeat(EXTRAS_CAPACITY));
+        assert_eq!(TraceHeader::parse(&too_long), Err(HeaderError::Empty));
         assert_eq!(TraceHeader::parse("Root"), Err(HeaderError::Malformed));
         assert_eq!(TraceHeader::parse("=x"), Err(HeaderError::Malformed));
         assert!(matches!(

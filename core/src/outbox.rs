@@ -51,6 +51,12 @@ impl<T: Transport> Outbox<T> {
         }
     }
 
+    /// Drops the datagrams not yet sent.
+    pub(crate) fn clear(&mut self) {
+        self.ends.clear();
+        self.len = 0;
+    }
+
     pub(crate) fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
     }

@@ -223,7 +223,7 @@ pub(crate) fn run<T: Transport>(
         }));
         let taken = step.unwrap_or_else(|_| {
             // A bug, not bad data: start over with empty state rather than die.
-            collector.reset();
+            collector.clear();
             rounds = Rounds::new();
             1
         });

@@ -98,7 +98,6 @@ pub(crate) struct SpanTable {
     /// sender), and those of the pass before, now due.
     deferred: Vec<Record>,
     due: Vec<Record>,
-    config: TableConfig,
     counters: Arc<Counters>,
 }
 
@@ -140,19 +139,36 @@ impl SpanTable {
             // Twice the bound: `settle(all)` joins both lists without growing one.
             deferred: Vec::with_capacity(2 * DEFERRED),
             due: Vec::with_capacity(2 * DEFERRED),
-            config,
             counters,
         }
+    }
+
+    /// Forgets every span, announcement and held close, keeping the memory.
+    pub(crate) fn clear(&mut self) {
+        self.index.clear();
+        self.free.clear();
+        self.free.extend((0..self.slots.len() as u32).rev());
+        for slot in &mut self.slots {
+            slot.children = None;
+        }
+        for c in &mut self.children {
+            c.bytes.clear();
+            c.ends.clear();
+        }
+        self.free_children.clear();
+        self.free_children
+            .extend((0..self.children.len() as u32).rev());
+        self.traces.clear();
+        self.trace_order.clear();
+        self.deferred.clear();
+        self.due.clear();
+        self.last = None;
+        self.seq = 0;
     }
 
     /// Spans open now.
     pub(crate) fn open_spans(&self) -> usize {
         self.index.len()
-    }
-
-    /// The sizes this table was made with.
-    pub(crate) fn config(&self) -> TableConfig {
-        self.config
     }
 
     /// Applies one record; documents that become complete go to `out`.

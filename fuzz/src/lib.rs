@@ -6,8 +6,8 @@ use arbitrary::Unstructured;
 use serde_json::Value as Json;
 use xray_emitter::socket::Sent;
 use xray_emitter::{
-    Body, Collector, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TableConfig, TraceHeader, TraceId,
-    Transport, Value, clock::Ticks, document, name,
+    Body, Collector, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TableConfig,
+    TraceHeader, TraceId, Transport, Value, clock::Ticks, document, name,
 };
 
 /// Keys with everything a field name can be: ordinary, dotted, empty,
@@ -37,7 +37,16 @@ const KEYS: &[&str] = &[
 ];
 
 /// Static names of the same kinds.
-const NAMES: &[&str] = &["handler", "DynamoDB", "", "GET /users/{id}", "名前", "a\u{0}b", "😀😀", "x;y<z>"];
+const NAMES: &[&str] = &[
+    "handler",
+    "DynamoDB",
+    "",
+    "GET /users/{id}",
+    "名前",
+    "a\u{0}b",
+    "😀😀",
+    "x;y<z>",
+];
 
 /// Every datagram a collector hands over.
 #[derive(Default)]
@@ -60,19 +69,30 @@ impl Transport for Capture {
 /// document, at most 64,512 bytes, names and annotation keys as X-Ray wants
 /// them. Returns the document.
 pub fn check_datagram(d: &[u8]) -> Json {
-    assert!(d.len() <= document::DATAGRAM_MAX, "datagram of {} bytes", d.len());
+    assert!(
+        d.len() <= document::DATAGRAM_MAX,
+        "datagram of {} bytes",
+        d.len()
+    );
     assert!(d.starts_with(document::HEADER), "header");
-    let doc: Json = serde_json::from_slice(&d[document::HEADER.len()..]).expect("exactly one JSON document");
+    let doc: Json =
+        serde_json::from_slice(&d[document::HEADER.len()..]).expect("exactly one JSON document");
     check_entity(&doc, true);
     doc
 }
 
 fn check_entity(e: &Json, top: bool) {
     let name = e["name"].as_str().expect("name");
-    assert!(!name.is_empty() && name.chars().count() <= name::MAX_NAME_CHARS, "name {name:?}");
+    assert!(
+        !name.is_empty() && name.chars().count() <= name::MAX_NAME_CHARS,
+        "name {name:?}"
+    );
     assert!(name.chars().all(name::is_name_char), "name {name:?}");
     let id = e["id"].as_str().expect("id");
-    assert!(id.len() == 16 && id.bytes().all(|c| c.is_ascii_hexdigit()), "id {id}");
+    assert!(
+        id.len() == 16 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+        "id {id}"
+    );
     assert!(e["start_time"].is_number());
     assert!(e["end_time"].is_number() || e["in_progress"] == true);
     if top && e.get("type").is_some() {
@@ -80,7 +100,11 @@ fn check_entity(e: &Json, top: bool) {
     }
     if let Some(Json::Object(a)) = e.get("annotations") {
         for (k, v) in a {
-            assert!(!k.is_empty() && k.len() <= 500 && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'));
+            assert!(
+                !k.is_empty()
+                    && k.len() <= 500
+                    && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+            );
             assert!(v.is_string() || v.is_number() || v.is_boolean());
         }
     }
@@ -92,20 +116,34 @@ fn check_entity(e: &Json, top: bool) {
 /// A header that parses formats back to an equivalent one, and keeps the keys
 /// it does not know (unless they did not fit).
 pub fn trace_header(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(h) = TraceHeader::parse(text) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(h) = TraceHeader::parse(text) else {
+        return;
+    };
     let encoded = h.encode();
     let again = TraceHeader::parse(&encoded).expect("an encoded header parses");
-    assert_eq!((again.root, again.parent, again.sampled), (h.root, h.parent, h.sampled));
+    assert_eq!(
+        (again.root, again.parent, again.sampled),
+        (h.root, h.parent, h.sampled)
+    );
     assert_eq!(again.extras(), h.extras());
     assert_eq!(again.encode(), encoded, "encoding is stable");
     if !h.extras_dropped() {
         for part in text.split(';') {
-            let Some((k, v)) = part.trim().split_once('=') else { continue };
+            let Some((k, v)) = part.trim().split_once('=') else {
+                continue;
+            };
             let (k, v) = (k.trim(), v.trim());
-            let known = ["root", "parent", "sampled", "self"].iter().any(|n| k.eq_ignore_ascii_case(n));
+            let known = ["root", "parent", "sampled", "self"]
+                .iter()
+                .any(|n| k.eq_ignore_ascii_case(n));
             if !known && !k.is_empty() {
-                assert!(h.extras().split(';').any(|p| p == format!("{k}={v}")), "{k}={v} kept");
+                assert!(
+                    h.extras().split(';').any(|p| p == format!("{k}={v}")),
+                    "{k}={v} kept"
+                );
             }
         }
     }
@@ -113,7 +151,9 @@ pub fn trace_header(data: &[u8]) {
 
 /// Accepted addresses are of the two forms, and format back to themselves.
 pub fn daemon_address(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match DaemonAddress::parse(text) {
         Ok(a) => {
             let tokens: Vec<&str> = text.split_ascii_whitespace().collect();
@@ -153,14 +193,43 @@ fn value(u: &mut Unstructured<'_>) -> arbitrary::Result<(Value, Option<String>)>
     })
 }
 
+thread_local! {
+    /// One collector per thread, cleared between inputs (allocating its
+    /// buffers for every input would be most of the work).
+    static DOCUMENTS: std::cell::RefCell<Collector<Capture>> =
+        std::cell::RefCell::new(Collector::new(TableConfig::default(), Capture::default()));
+    static TABLES: std::cell::RefCell<Collector<Capture>> = std::cell::RefCell::new(Collector::new(
+        TableConfig {
+            open_spans: 8,
+            text_bytes: 256,
+            child_buffers: 2,
+            traces: 4,
+        },
+        Capture::default(),
+    ));
+}
+
+fn with_cleared<R>(
+    which: &'static std::thread::LocalKey<std::cell::RefCell<Collector<Capture>>>,
+    f: impl FnOnce(&mut Collector<Capture>) -> R,
+) -> R {
+    which.with(|c| {
+        let mut c = c.borrow_mut();
+        c.clear();
+        c.transport_mut().datagrams.clear();
+        f(&mut c)
+    })
+}
+
 /// Documents built from arbitrary names, keys and values are valid, bounded,
 /// and what survives sanitizing reads back equal.
 pub fn document(data: &[u8]) {
-    let _ = build_document(&mut Unstructured::new(data));
+    with_cleared(&DOCUMENTS, |c| {
+        let _ = build_document(c, &mut Unstructured::new(data));
+    });
 }
 
-fn build_document(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
-    let mut c = Collector::new(TableConfig::default(), Capture::default());
+fn build_document(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let trace = TraceId::from_parts(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?);
     let facade = SegmentId::random();
     c.apply(&Record::new(facade, Body::Trace { trace }));
@@ -170,10 +239,22 @@ fn build_document(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let mut expect: Vec<Vec<(&'static str, String)>> = Vec::new();
     for i in 0..spans {
         let id = SegmentId::random();
-        let parent = if i == 0 || u.ratio(1, 3)? { facade } else { ids[u.choose_index(ids.len())?] };
+        let parent = if i == 0 || u.ratio(1, 3)? {
+            facade
+        } else {
+            ids[u.choose_index(ids.len())?]
+        };
         let name = NAMES[u.choose_index(NAMES.len())?];
         let kind = [Kind::Local, Kind::Aws, Kind::Remote][u.choose_index(3)?];
-        c.apply(&Record::new(id, Body::Open { parent: Some(parent), time: Ticks(u.arbitrary()?), name, kind }));
+        c.apply(&Record::new(
+            id,
+            Body::Open {
+                parent: Some(parent),
+                time: Ticks(u.arbitrary()?),
+                name,
+                kind,
+            },
+        ));
         let mut mine: Vec<(&'static str, String)> = Vec::new();
         for _ in 0..u.int_in_range(0..=40usize)? {
             let k = KEYS[u.choose_index(KEYS.len())?];
@@ -182,7 +263,9 @@ fn build_document(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
                 1 => Key::Aws(k),
                 2 => Key::Http(HttpField::Status),
                 3 => Key::Name,
-                4 => Key::Exception { remote: u.arbitrary()? },
+                4 => Key::Exception {
+                    remote: u.arbitrary()?,
+                },
                 5 => Key::ExceptionType,
                 6 => Key::Flags,
                 _ => Key::Metadata(k),
@@ -208,10 +291,15 @@ fn build_document(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         expect.push(mine);
     }
     for id in ids.iter().rev() {
-        c.apply(&Record::new(*id, Body::Close { time: Ticks(u.arbitrary()?) }));
+        c.apply(&Record::new(
+            *id,
+            Body::Close {
+                time: Ticks(u.arbitrary()?),
+            },
+        ));
     }
     c.finish();
-    let datagrams = std::mem::take(&mut c_transport(&mut c).datagrams);
+    let datagrams = std::mem::take(&mut c.transport_mut().datagrams);
     let mut seen = 0;
     for d in &datagrams {
         let doc = check_datagram(d);
@@ -226,7 +314,11 @@ fn build_document(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
                 continue; // something was cut: values may be shortened
             }
             for (k, v) in &expect[i] {
-                assert_eq!(e["metadata"]["default"][*k].as_str(), Some(v.as_str()), "metadata {k:?}");
+                assert_eq!(
+                    e["metadata"]["default"][*k].as_str(),
+                    Some(v.as_str()),
+                    "metadata {k:?}"
+                );
             }
         }
     }
@@ -241,41 +333,57 @@ fn collect(e: &Json, out: &mut Vec<Json>) {
     }
 }
 
-fn c_transport(c: &mut Collector<Capture>) -> &mut Capture {
-    c.transport_mut()
-}
-
 /// Arbitrary record sequences (closes without opens, duplicate ids, records
 /// after close, missing closes, id reuse, lost or repeated chunks) never
 /// panic, never hold more spans than the table has room for, and every
 /// document sent is valid.
 pub fn span_table(data: &[u8]) {
-    let _ = drive_table(&mut Unstructured::new(data));
+    with_cleared(&TABLES, |c| {
+        let _ = drive_table(c, &mut Unstructured::new(data));
+    });
 }
 
-fn drive_table(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
-    let config = TableConfig {
-        open_spans: 8,
-        text_bytes: 256,
-        child_buffers: 2,
-        traces: 4,
-    };
-    let mut c = Collector::new(config, Capture::default());
+/// The table size `TABLES` is made with.
+const TABLE_SPANS: usize = 8;
+
+fn drive_table(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let id = |n: u8| SegmentId::from_u64(u64::from(n % 16) + 1).unwrap_or_else(|| unreachable!());
     while !u.is_empty() {
         let span = id(u.arbitrary()?);
         match u.int_in_range(0..=7u8)? {
             0 | 1 => {
-                let parent = if u.arbitrary()? { Some(id(u.arbitrary()?)) } else { None };
+                let parent = if u.arbitrary()? {
+                    Some(id(u.arbitrary()?))
+                } else {
+                    None
+                };
                 let name = NAMES[u.choose_index(NAMES.len())?];
-                let kind = [Kind::Segment, Kind::Local, Kind::Aws, Kind::Remote][u.choose_index(4)?];
-                c.apply(&Record::new(span, Body::Open { parent, time: Ticks(u.arbitrary()?), name, kind }));
+                let kind =
+                    [Kind::Segment, Kind::Local, Kind::Aws, Kind::Remote][u.choose_index(4)?];
+                c.apply(&Record::new(
+                    span,
+                    Body::Open {
+                        parent,
+                        time: Ticks(u.arbitrary()?),
+                        name,
+                        kind,
+                    },
+                ));
             }
-            2 => c.apply(&Record::new(span, Body::Trace { trace: TraceId::from_parts(1, 2, u.arbitrary()?) })),
+            2 => c.apply(&Record::new(
+                span,
+                Body::Trace {
+                    trace: TraceId::from_parts(1, 2, u.arbitrary()?),
+                },
+            )),
             3 => {
                 let k = KEYS[u.choose_index(KEYS.len())?];
                 let (v, text) = value(u)?;
-                let key = if u.arbitrary()? { Key::Annotation(k) } else { Key::Metadata(k) };
+                let key = if u.arbitrary()? {
+                    Key::Annotation(k)
+                } else {
+                    Key::Metadata(k)
+                };
                 match text {
                     Some(s) => {
                         let mut records = Vec::new();
@@ -295,14 +403,24 @@ fn drive_table(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
                     None => c.apply(&Record::new(span, Body::Attr { key, value: v })),
                 }
             }
-            4 | 5 => c.apply(&Record::new(span, Body::Close { time: Ticks(u.arbitrary()?) })),
-            6 => c.apply(&Record::new(span, Body::EndTrace { trace: TraceId::from_parts(1, 2, u.arbitrary()?) })),
+            4 | 5 => c.apply(&Record::new(
+                span,
+                Body::Close {
+                    time: Ticks(u.arbitrary()?),
+                },
+            )),
+            6 => c.apply(&Record::new(
+                span,
+                Body::EndTrace {
+                    trace: TraceId::from_parts(1, 2, u.arbitrary()?),
+                },
+            )),
             _ => c.send(),
         }
-        assert!(c.open_spans() <= config.open_spans, "the table never grows");
+        assert!(c.open_spans() <= TABLE_SPANS, "the table never grows");
     }
     c.finish();
-    for d in &c_transport(&mut c).datagrams {
+    for d in &c.transport_mut().datagrams {
         check_datagram(d);
     }
     Ok(())
