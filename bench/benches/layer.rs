@@ -289,5 +289,100 @@ fn invocation_end(c: &mut Criterion) {
     assert_eq!(stats.flush_timeouts, 0, "{stats:?}");
 }
 
-criterion_group!(benches, ladder, invocation_end);
+/// Holds the sender in its first send until the process ends.
+struct Stall(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl xray_emitter::Transport for Stall {
+    fn send(&mut self, datagrams: &[&[u8]]) -> xray_emitter::socket::Sent {
+        let (lock, cv) = &*self.0;
+        let mut released = lock.lock().unwrap();
+        while !*released {
+            released = cv.wait(released).unwrap();
+        }
+        xray_emitter::socket::Sent {
+            datagrams: datagrams.len(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The span's cost when things go wrong, beside the same span when they do
+/// not: no daemon listening, a daemon host that does not resolve, and a
+/// stalled sender (producers flat out, every ring full, everything dropped).
+fn faults(c: &mut Criterion) {
+    let mut g = c.benchmark_group("span_under_faults");
+    g.throughput(Throughput::Elements(1));
+    let build = |b: tracing_xray::Builder| b.lambda(true).report_errors(false);
+
+    let daemon = Drained::new();
+    let layer = build(XRaySubscriber::builder().daemon(daemon.addr()))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    ladder_step(
+        &mut g,
+        "healthy",
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        || {
+            handle.flush(Duration::from_secs(5));
+        },
+    );
+
+    let nobody = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let layer = build(XRaySubscriber::builder().daemon(nobody))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    ladder_step(
+        &mut g,
+        "no_daemon_listening",
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        || {
+            handle.flush(Duration::from_secs(5));
+        },
+    );
+    assert!(handle.stats().send_errors > 0);
+
+    let unresolvable = xray_emitter::DaemonAddress::parse("no-such-daemon.invalid:2000").unwrap();
+    let layer = build(XRaySubscriber::builder().daemon_address(unresolvable))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    ladder_step(
+        &mut g,
+        "daemon_host_unresolvable",
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        || {
+            handle.flush(Duration::from_secs(5));
+        },
+    );
+
+    let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let gt = gate.clone();
+    let layer = build(XRaySubscriber::builder())
+        .build_with(move || Stall(gt))
+        .unwrap();
+    let handle = layer.handle();
+    ladder_step(
+        &mut g,
+        "sender_stalled_overload",
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        || {},
+    );
+    assert!(
+        handle.stats().records_dropped > 0,
+        "overloaded: records were dropped"
+    );
+    {
+        let (lock, cv) = &*gate;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    g.finish();
+}
+
+criterion_group!(benches, ladder, invocation_end, faults);
 criterion_main!(benches);

@@ -354,6 +354,12 @@ impl Emitter {
         self.inner.shared.counters.spans_untraced.add(1);
     }
 
+    /// Counts a span whose open or close record could not be enqueued.
+    #[inline]
+    pub fn count_dropped_span(&self) {
+        self.inner.shared.counters.spans_dropped.add(1);
+    }
+
     /// Records waiting in the rings.
     pub fn queued(&self) -> usize {
         self.inner.shared.queued()

@@ -71,6 +71,10 @@ counters! {
     spans_unsampled,
     /// Spans a producer did not send because they belong to no trace.
     spans_untraced,
+    /// Spans whose open or close record a producer could not enqueue: they
+    /// are not sent complete (a span whose close was dropped is reported in
+    /// progress at shutdown).
+    spans_dropped,
 }
 
 impl Counters {

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use xray_emitter::{DaemonAddress, Emitter, StartError};
+use xray_emitter::{DaemonAddress, Emitter, EmitterBuilder, StartError, Transport};
 
 use crate::subscriber::XRaySubscriber;
 
@@ -151,13 +151,28 @@ impl Builder {
         self
     }
 
-    /// Starts the sender thread and returns the layer.
-    pub fn build(self) -> Result<XRaySubscriber, StartError> {
-        let mut emitter = Emitter::builder()
+    fn emitter(&self) -> EmitterBuilder {
+        Emitter::builder()
             .queue_capacity(self.queue_capacity)
             .report_errors(self.report_errors)
             .thread_name("tracing-xray")
-            .guard_timeout(self.flush_timeout.max(Duration::from_millis(100)));
+            .guard_timeout(self.flush_timeout.max(Duration::from_millis(100)))
+    }
+
+    /// Starts the sender thread on a transport of the caller's instead of
+    /// the daemon's socket (tests and benchmarks).
+    pub fn build_with<T, F>(self, make_transport: F) -> Result<XRaySubscriber, StartError>
+    where
+        T: Transport,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (emitter, guard) = self.emitter().start_with(make_transport)?;
+        Ok(XRaySubscriber::new(self, emitter, Some(guard)))
+    }
+
+    /// Starts the sender thread and returns the layer.
+    pub fn build(self) -> Result<XRaySubscriber, StartError> {
+        let mut emitter = self.emitter();
         if let Some(addr) = self.daemon {
             emitter = emitter.daemon(addr);
         } else {

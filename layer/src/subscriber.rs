@@ -32,6 +32,8 @@ use crate::states::{State, States, flag};
 
 /// Extra flag: this span claimed its trace's context slot and frees it at close.
 const OWNS_CONTEXT: u8 = 2;
+/// Extra flag: this span's open record was dropped (the span is counted once).
+const OPEN_LOST: u8 = 4;
 
 /// A `tracing_subscriber::Layer` that sends AWS X-Ray documents: Lambda
 /// invocations give the trace, AWS SDK calls become `aws` subsegments, and
@@ -387,6 +389,7 @@ impl XRaySubscriber {
             self.emitter.count_unsampled();
         }
         let own = sampled.then(SegmentId::random);
+        let mut lost = 0;
         if let Some(own) = own {
             if p.segment {
                 self.push(own, Body::Trace { trace: p.trace });
@@ -394,7 +397,7 @@ impl XRaySubscriber {
                 self.push(anchor, Body::Trace { trace: p.trace });
             }
             let kind = if p.segment { Kind::Segment } else { kind };
-            self.push(
+            let opened = self.emitter.push(Record::new(
                 own,
                 Body::Open {
                     parent: p.anchor,
@@ -402,12 +405,16 @@ impl XRaySubscriber {
                     name,
                     kind,
                 },
-            );
+            ));
+            if !opened {
+                self.emitter.count_dropped_span();
+                lost = OPEN_LOST;
+            }
         }
         let op = if class.is_sdk_call() { own } else { p.op };
         let state = State {
             class,
-            flags: p.flags,
+            flags: p.flags | lost,
             own,
             anchor: own.or(p.anchor),
             op,
@@ -571,7 +578,7 @@ impl XRaySubscriber {
         if let Some(p) = parent {
             let state = State {
                 class,
-                flags: p.flags & !OWNS_CONTEXT,
+                flags: p.flags & !(OWNS_CONTEXT | OPEN_LOST),
                 own: None,
                 ..p
             };
@@ -646,7 +653,7 @@ where
                     },
                     |p| State {
                         class: Class::AwsMetadata,
-                        flags: p.flags & !OWNS_CONTEXT,
+                        flags: p.flags & !(OWNS_CONTEXT | OPEN_LOST),
                         own: None,
                         ..p
                     },
@@ -739,7 +746,12 @@ where
             return;
         };
         if let Some(own) = state.own {
-            self.push(own, Body::Close { time: clock::now() });
+            let closed = self
+                .emitter
+                .push(Record::new(own, Body::Close { time: clock::now() }));
+            if !closed && state.flags & OPEN_LOST == 0 {
+                self.emitter.count_dropped_span();
+            }
         }
         match state.class {
             Class::Invocation => self.close_invocation(&state),

@@ -1,0 +1,201 @@
+//! What goes wrong around the emitter: a daemon host that does not resolve,
+//! a socket whose send buffer stays full, a transport that panics, a program
+//! that exits with its guard. Producers never block, errors are counted, the
+//! sender recovers, and the guard's final flush arrives within its bound.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::spans::{close, open_top};
+use common::{Daemon, count_spans};
+use xray_emitter::socket::{DaemonSocket, Sent, Target};
+use xray_emitter::{DaemonAddress, Emitter, Kind, SegmentId, TraceId, Transport};
+
+fn spans(e: &Emitter, n: usize) -> usize {
+    let (trace, facade) = (TraceId::new(), SegmentId::random());
+    let mut pushed = 0;
+    for _ in 0..n {
+        let id = SegmentId::random();
+        if open_top(e, id, trace, facade, "work", Kind::Local) & close(e, id) {
+            pushed += 1;
+        }
+    }
+    pushed
+}
+
+#[test]
+fn a_host_that_does_not_resolve_is_counted_and_the_program_runs_on() {
+    let address = DaemonAddress::parse("no-such-daemon.invalid:2000").unwrap();
+    let (e, _guard) = Emitter::builder()
+        .daemon_address(&address)
+        .report_errors(false)
+        .start()
+        .unwrap();
+    assert_eq!(spans(&e, 100), 100, "producers are not held up");
+    assert!(e.flush(Duration::from_secs(10)).complete);
+    let s = e.stats();
+    assert!(s.send_errors > 0, "{s:?}");
+    assert_eq!(s.documents_sent, 0);
+    assert_eq!(
+        s.spans_lost, 100,
+        "the spans of refused datagrams are counted"
+    );
+}
+
+/// The OS side of a send buffer that stays full: each send blocks for the
+/// socket's send timeout, then fails with `WouldBlock`, until `recover`.
+/// (On loopback the kernel frees a datagram's buffer at once, so a real full
+/// buffer cannot be produced here.)
+struct FullBuffer {
+    failing: Arc<AtomicUsize>,
+    socket: DaemonSocket,
+}
+
+impl Transport for FullBuffer {
+    fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
+        if self.failing.load(Ordering::Relaxed) > 0 {
+            self.failing.fetch_sub(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(20));
+            return Sent {
+                errors: datagrams.len(),
+                failed: if datagrams.len() >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << datagrams.len()) - 1
+                },
+                ..Sent::default()
+            };
+        }
+        self.socket.send(datagrams)
+    }
+}
+
+#[test]
+fn a_full_send_buffer_costs_producers_nothing_and_the_sender_recovers() {
+    let daemon = Daemon::start();
+    let failing = Arc::new(AtomicUsize::new(20));
+    let (f, addr) = (failing.clone(), daemon.addr());
+    let (e, _guard) = Emitter::builder()
+        .report_errors(false)
+        .start_with(move || FullBuffer {
+            failing: f,
+            socket: DaemonSocket::new(Target::Addr(addr), false),
+        })
+        .unwrap();
+    let mut pushed = 0;
+    for _ in 0..20 {
+        pushed += spans(&e, 50);
+        e.flush(Duration::from_secs(2));
+    }
+    assert_eq!(pushed, 1000);
+    let s = e.stats();
+    assert!(s.send_errors > 0, "{s:?}");
+    // Recovered: what is sent now arrives.
+    while failing.load(Ordering::Relaxed) > 0 {
+        spans(&e, 1);
+        e.flush(Duration::from_secs(2));
+    }
+    daemon.take();
+    assert_eq!(spans(&e, 10), 10);
+    assert!(e.flush(Duration::from_secs(2)).complete);
+    daemon.wait_until(Duration::from_secs(2), |d| {
+        d.iter()
+            .map(|d| count_spans(&common::check(d)))
+            .sum::<usize>()
+            >= 10
+    });
+    let s = e.stats();
+    assert_eq!(
+        s.spans_sent + s.spans_lost,
+        s.records_received / 3,
+        "every span is sent or counted lost: {s:?}"
+    );
+}
+
+/// Panics on its first send, then works.
+struct PanicsOnce {
+    panicked: Arc<Mutex<bool>>,
+    socket: DaemonSocket,
+}
+
+impl Transport for PanicsOnce {
+    fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
+        let mut p = self.panicked.lock().unwrap();
+        if !*p {
+            *p = true;
+            drop(p);
+            panic!("a bug in the transport");
+        }
+        drop(p);
+        self.socket.send(datagrams)
+    }
+}
+
+#[test]
+fn the_sender_survives_a_panic() {
+    let daemon = Daemon::start();
+    let panicked = Arc::new(Mutex::new(false));
+    let (p, addr) = (panicked.clone(), daemon.addr());
+    let (e, _guard) = Emitter::builder()
+        .start_with(move || PanicsOnce {
+            panicked: p,
+            socket: DaemonSocket::new(Target::Addr(addr), false),
+        })
+        .unwrap();
+    spans(&e, 5);
+    e.flush(Duration::from_secs(2));
+    assert!(*panicked.lock().unwrap());
+    spans(&e, 5);
+    assert!(
+        e.flush(Duration::from_secs(2)).complete,
+        "the sender is still there"
+    );
+    daemon.wait_until(Duration::from_secs(2), |d| !d.is_empty());
+}
+
+const CHILD: &str = "XRAY_EMITTER_EXIT_CHILD";
+
+/// Run as a child process by the test below: emits and exits with the guard.
+#[test]
+fn exit_child() {
+    let Ok(addr) = std::env::var(CHILD) else {
+        return;
+    };
+    let (e, guard) = Emitter::builder()
+        .daemon(addr.parse().unwrap())
+        .guard_timeout(Duration::from_secs(2))
+        .start()
+        .unwrap();
+    spans(&e, 500);
+    drop(e);
+    drop(guard);
+    std::process::exit(0);
+}
+
+#[test]
+fn exiting_with_the_guard_flushes_within_its_bound() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(8 << 20);
+    let start = Instant::now();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "exit_child", "--nocapture"])
+        .env(CHILD, rx.local_addr().unwrap().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(start.elapsed() < Duration::from_secs(10), "bounded");
+    rx.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let mut spans = 0;
+    while let Ok(n) = rx.recv(&mut buf) {
+        spans += count_spans(&common::check(&buf[..n]));
+    }
+    assert_eq!(
+        spans, 500,
+        "everything was flushed before the process ended"
+    );
+}
