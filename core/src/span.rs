@@ -144,6 +144,10 @@ impl Span {
                 let start = self.text.len() as u32;
                 let mut carry = ArrayVec::new();
                 let complete = self.append(&mut carry, inline.bytes());
+                if !complete {
+                    // No room left (or not UTF-8): the value is cut, say so.
+                    self.lost = true;
+                }
                 let received = inline.bytes().len();
                 if received < inline.total() && complete {
                     self.pending = Some(Pending {
@@ -372,6 +376,21 @@ mod tests {
         apply(&mut span, &value, |i| i != 3);
         let kept = stored(&span);
         assert!(value.starts_with(kept) && kept.len() < value.len());
+        assert!(span.lost);
+    }
+
+    #[test]
+    fn a_value_with_no_room_left_marks_the_span() {
+        // Found by fuzzing: a value that found the text full was stored empty
+        // without marking the span truncated.
+        let mut span = Span::with_capacity(30);
+        apply(&mut span, &"x".repeat(30), |_| true);
+        assert!(!span.lost);
+        let id = span.id;
+        Record::split_str(id, Key::Metadata("k1"), "-E", |r| match r.body {
+            Body::Attr { key, value } => span.set(key, &value),
+            _ => unreachable!(),
+        });
         assert!(span.lost);
     }
 
