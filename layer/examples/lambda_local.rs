@@ -33,7 +33,10 @@ use tracing_xray::{XRayInterceptor, XRaySubscriber};
 fn dynamodb_answers() -> Vec<ReplayEvent> {
     let answer = |status: u16, request_id: &str, body: &str| {
         ReplayEvent::new(
-            http::Request::builder().uri("https://dynamodb.eu-west-1.amazonaws.com/").body(SdkBody::empty()).unwrap(),
+            http::Request::builder()
+                .uri("https://dynamodb.eu-west-1.amazonaws.com/")
+                .body(SdkBody::empty())
+                .unwrap(),
             http::Response::builder()
                 .status(status)
                 .header("content-type", "application/x-amz-json-1.0")
@@ -43,16 +46,38 @@ fn dynamodb_answers() -> Vec<ReplayEvent> {
         )
     };
     vec![
-        answer(200, "7QBR4M1P0TQO6N0J5P2UBHBUFVVV4KQNSO5AEMVJF66Q9ASUAAJG", r#"{"Item":{"id":{"S":"c-17"},"tier":{"S":"gold"}}}"#),
-        answer(500, "I5P0M2CQ1B2NVVC4GSBLD6TPSVVV4KQNSO5AEMVJF66Q9ASUAAJG", r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}"#),
-        answer(200, "S1M4F9A3QPVJ2B5D0O2OO1RU6JVV4KQNSO5AEMVJF66Q9ASUAAJG", "{}"),
-        answer(400, "BMQF2EG2R9GN0T0RDIBCNMM4RJVV4KQNSO5AEMVJF66Q9ASUAAJG", r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#),
+        answer(
+            200,
+            "7QBR4M1P0TQO6N0J5P2UBHBUFVVV4KQNSO5AEMVJF66Q9ASUAAJG",
+            r#"{"Item":{"id":{"S":"c-17"},"tier":{"S":"gold"}}}"#,
+        ),
+        answer(
+            500,
+            "I5P0M2CQ1B2NVVC4GSBLD6TPSVVV4KQNSO5AEMVJF66Q9ASUAAJG",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}"#,
+        ),
+        answer(
+            200,
+            "S1M4F9A3QPVJ2B5D0O2OO1RU6JVV4KQNSO5AEMVJF66Q9ASUAAJG",
+            "{}",
+        ),
+        answer(
+            400,
+            "BMQF2EG2R9GN0T0RDIBCNMM4RJVV4KQNSO5AEMVJF66Q9ASUAAJG",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#,
+        ),
     ]
 }
 
 async fn handler(db: aws_sdk_dynamodb::Client, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let order = event.payload["order_id"].as_str().unwrap_or("o-1").to_string();
-    let customer = event.payload["customer"].as_str().unwrap_or("c-17").to_string();
+    let order = event.payload["order_id"]
+        .as_str()
+        .unwrap_or("o-1")
+        .to_string();
+    let customer = event.payload["customer"]
+        .as_str()
+        .unwrap_or("c-17")
+        .to_string();
     async {
         let found = db
             .get_item()
@@ -60,7 +85,11 @@ async fn handler(db: aws_sdk_dynamodb::Client, event: LambdaEvent<Value>) -> Res
             .key("id", AttributeValue::S(customer.clone()))
             .send()
             .await?;
-        let tier = found.item().and_then(|i| i.get("tier")).and_then(|t| t.as_s().ok()).cloned();
+        let tier = found
+            .item()
+            .and_then(|i| i.get("tier"))
+            .and_then(|t| t.as_s().ok())
+            .cloned();
         db.put_item()
             .table_name("orders")
             .item("id", AttributeValue::S(order.clone()))
@@ -93,7 +122,9 @@ async fn main() -> Result<(), Error> {
     let daemon = socket.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    let console = std::thread::spawn(move || viewer::serve(&socket, viewer::Mode::Tree, || !s.load(Ordering::Relaxed)));
+    let console = std::thread::spawn(move || {
+        viewer::serve(&socket, viewer::Mode::Tree, || !s.load(Ordering::Relaxed))
+    });
 
     // Lambda's side: a Runtime API with one sampled invocation.
     let api = RuntimeApi::start(vec![Invocation {
@@ -103,24 +134,39 @@ async fn main() -> Result<(), Error> {
     }])
     .await;
     // The replay client has no real connection, which the SDK logs as an error.
-    let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,aws_smithy_runtime=off".into());
+    let log_level =
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,aws_smithy_runtime=off".into());
     set_lambda_env(
         api.addr,
-        &[("AWS_XRAY_DAEMON_ADDRESS", &daemon.to_string()), ("RUST_LOG", &log_level)],
+        &[
+            ("AWS_XRAY_DAEMON_ADDRESS", &daemon.to_string()),
+            ("RUST_LOG", &log_level),
+        ],
     );
-    println!("Lambda runtime API on {}, X-Ray daemon (local console) on udp://{daemon}\n", api.addr);
+    println!(
+        "Lambda runtime API on {}, X-Ray daemon (local console) on udp://{daemon}\n",
+        api.addr
+    );
 
     let handle = tracing_xray::lambda::init_with(XRaySubscriber::builder().build()?)?;
     let db = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::Config::builder()
             .region(Region::new("eu-west-1"))
-            .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "local"))
+            .credentials_provider(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "local",
+            ))
             .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(5)))
             .http_client(StaticReplayClient::new(dynamodb_answers()))
             .interceptor(XRayInterceptor::default())
             .build(),
     );
-    let runtime = tokio::spawn(lambda_runtime::run(service_fn(move |e| handler(db.clone(), e))));
+    let runtime = tokio::spawn(lambda_runtime::run(service_fn(move |e| {
+        handler(db.clone(), e)
+    })));
     tokio::time::timeout(Duration::from_secs(30), api.wait_answered(1)).await?;
     runtime.abort();
     let response = api.log(|l| l.responses.first().map(|(_, body)| body.clone()));

@@ -20,13 +20,25 @@ pub enum Mode {
 
 /// Splits a datagram into its header and document, checking both.
 pub fn parse(datagram: &[u8]) -> Result<Value, String> {
-    let newline = datagram.iter().position(|&b| b == b'\n').ok_or("no header line")?;
+    let newline = datagram
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no header line")?;
     let (header, body) = (&datagram[..newline], &datagram[newline + 1..]);
-    let h: Value = serde_json::from_slice(header).map_err(|e| format!("header is not JSON: {e}"))?;
-    if !h["format"].as_str().is_some_and(|f| f.eq_ignore_ascii_case("json")) || h["version"] != 1 {
-        return Err(format!("unexpected header {}", String::from_utf8_lossy(header)));
+    let h: Value =
+        serde_json::from_slice(header).map_err(|e| format!("header is not JSON: {e}"))?;
+    if !h["format"]
+        .as_str()
+        .is_some_and(|f| f.eq_ignore_ascii_case("json"))
+        || h["version"] != 1
+    {
+        return Err(format!(
+            "unexpected header {}",
+            String::from_utf8_lossy(header)
+        ));
     }
-    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("document is not JSON: {e}"))?;
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| format!("document is not JSON: {e}"))?;
     if !doc.is_object() {
         return Err("document is not an object".into());
     }
@@ -54,8 +66,12 @@ fn bar(e: &Value, origin: f64, total: f64) -> String {
     if total <= 0.0 {
         return "█".repeat(BAR);
     }
-    let from = (((start - origin) / total) * BAR as f64).floor().clamp(0.0, BAR as f64) as usize;
-    let len = ((d / total) * BAR as f64).ceil().clamp(1.0, (BAR - from.min(BAR - 1)) as f64) as usize;
+    let from = (((start - origin) / total) * BAR as f64)
+        .floor()
+        .clamp(0.0, BAR as f64) as usize;
+    let len = ((d / total) * BAR as f64)
+        .ceil()
+        .clamp(1.0, (BAR - from.min(BAR - 1)) as f64) as usize;
     let mut s = String::new();
     s.push_str(&"·".repeat(from));
     s.push_str(&"█".repeat(len));
@@ -125,7 +141,11 @@ fn tree(e: &Value, origin: f64, total: f64, prefix: &str, last: bool, out: &mut 
 pub fn render(doc: &Value) -> String {
     let mut out = String::new();
     let trace = doc["trace_id"].as_str().unwrap_or("(no trace id)");
-    let kind = if doc["type"] == "subsegment" { "subsegment" } else { "segment" };
+    let kind = if doc["type"] == "subsegment" {
+        "subsegment"
+    } else {
+        "segment"
+    };
     let _ = write!(out, "trace {trace}  {kind}");
     if let Some(parent) = doc["parent_id"].as_str() {
         let _ = write!(out, " under {parent}");
@@ -144,7 +164,14 @@ pub fn serve(socket: &UdpSocket, mode: Mode, mut keep_going: impl FnMut() -> boo
     while keep_going() {
         let n = match socket.recv(&mut buf) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 eprintln!("viewer: receive error: {e}");
                 continue;
@@ -158,7 +185,9 @@ pub fn serve(socket: &UdpSocket, mode: Mode, mut keep_going: impl FnMut() -> boo
             }
             (Mode::Tree, Ok(doc)) => println!("{}", render(&doc)),
             (_, Err(e)) => {
-                let shown: String = String::from_utf8_lossy(&datagram[..n.min(120)]).escape_debug().collect();
+                let shown: String = String::from_utf8_lossy(&datagram[..n.min(120)])
+                    .escape_debug()
+                    .collect();
                 println!("malformed datagram ({n} bytes): {e}: \"{shown}\"\n");
             }
         }
