@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use xray_emitter::header::EXTRAS_CAPACITY;
 
-/// The slot number meaning "no extras".
+/// The slot number meaning "no extras" (what `State::untraced` holds).
 pub(crate) const NONE: u16 = u16::MAX;
 
 const WORDS: usize = EXTRAS_CAPACITY.div_ceil(8);

@@ -42,6 +42,19 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// A span of `class` that belongs to no trace: nothing under it is sent.
+    pub(crate) const fn untraced(class: Class) -> State {
+        State {
+            class,
+            flags: 0,
+            own: None,
+            anchor: None,
+            op: None,
+            trace: None,
+            context: u16::MAX,
+        }
+    }
+
     pub(crate) fn sampled(&self) -> bool {
         self.flags & flag::SAMPLED != 0
     }

@@ -545,15 +545,7 @@ impl XRaySubscriber {
                 }
             }
             // No header, or one X-Ray cannot use: nothing under it is sent.
-            _ => State {
-                class: Class::Invocation,
-                flags: 0,
-                own: None,
-                anchor: None,
-                op: None,
-                trace: None,
-                context: contexts::NONE,
-            },
+            _ => State::untraced(Class::Invocation),
         };
         if !self.concurrent
             && let Some(trace) = state.trace
@@ -576,13 +568,7 @@ impl XRaySubscriber {
     /// Remembers a span that is not a document: its children attach above it.
     fn inherit(&self, id: &Id, parent: Option<State>, class: Class) {
         if let Some(p) = parent {
-            let state = State {
-                class,
-                flags: p.flags & !(OWNS_CONTEXT | OPEN_LOST),
-                own: None,
-                ..p
-            };
-            self.states.insert(id.into_u64(), &state);
+            self.states.insert(id.into_u64(), &inherited(p, class));
         }
     }
 
@@ -598,6 +584,17 @@ impl XRaySubscriber {
 }
 
 type Vec4 = [u64; 4];
+
+/// The state of a span that is not a document, under `parent`: same trace,
+/// same anchor and SDK call, none of the parent's own duties.
+fn inherited(parent: State, class: Class) -> State {
+    State {
+        class,
+        flags: parent.flags & !(OWNS_CONTEXT | OPEN_LOST),
+        own: None,
+        ..parent
+    }
+}
 
 impl<S> Layer<S> for XRaySubscriber
 where
@@ -641,23 +638,9 @@ where
                     span.extensions_mut().insert(fields);
                 }
                 self.metadata_open.fetch_add(1, Ordering::Relaxed);
-                let state = parent.map_or(
-                    State {
-                        class: Class::AwsMetadata,
-                        flags: 0,
-                        own: None,
-                        anchor: None,
-                        op: None,
-                        trace: None,
-                        context: contexts::NONE,
-                    },
-                    |p| State {
-                        class: Class::AwsMetadata,
-                        flags: p.flags & !(OWNS_CONTEXT | OPEN_LOST),
-                        own: None,
-                        ..p
-                    },
-                );
+                let state = parent.map_or(State::untraced(Class::AwsMetadata), |p| {
+                    inherited(p, Class::AwsMetadata)
+                });
                 if !self.states.insert(id.into_u64(), &state) {
                     self.metadata_open.fetch_sub(1, Ordering::Relaxed);
                 }

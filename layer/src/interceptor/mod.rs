@@ -97,44 +97,44 @@ fn service_key(service: &str) -> String {
     }
 }
 
-/// The error code of a failed response: the `x-amzn-errortype` header, else
-/// the body's `__type`/`code` (JSON) or `<Code>` (XML), without namespace.
-pub(crate) fn error_code(headers: &Headers, body: Option<&[u8]>) -> Option<String> {
+/// The error code and message of a failed response: the code from the
+/// `x-amzn-errortype` header, else the body's `__type`/`code` (JSON) or
+/// `<Code>` (XML), without namespace; the message from the body.
+pub(crate) fn error_details(
+    headers: &Headers,
+    body: Option<&[u8]>,
+) -> (Option<String>, Option<String>) {
     let clean = |s: &str| {
         let s = s.rsplit_once('#').map_or(s, |(_, c)| c);
         let s = s.split_once(':').map_or(s, |(c, _)| c);
         let s = s.trim();
         (!s.is_empty()).then(|| s.to_string())
     };
-    if let Some(c) = headers.get("x-amzn-errortype").and_then(clean) {
-        return Some(c);
-    }
-    let body = body?;
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {
-            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-            ["__type", "code", "Code"]
-                .iter()
-                .find_map(|k| v.get(*k).and_then(|c| c.as_str()).and_then(clean))
-        }
-        Some(b'<') => xml_tag(body, "Code").and_then(|c| clean(&c)),
-        _ => None,
-    }
-}
-
-/// The error message of a failed response body.
-pub(crate) fn error_message(body: Option<&[u8]>) -> Option<String> {
-    let body = body?;
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {
-            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-            ["message", "Message", "errorMessage"]
-                .iter()
-                .find_map(|k| v.get(*k).and_then(|m| m.as_str()).map(str::to_string))
-        }
-        Some(b'<') => xml_tag(body, "Message"),
-        _ => None,
-    }
+    let (code, message) =
+        match body.and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace()).map(|c| (b, *c))) {
+            Some((body, b'{')) => match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(v) => {
+                    let first = |keys: &[&str]| {
+                        keys.iter()
+                            .find_map(|k| v.get(*k).and_then(|c| c.as_str()).map(str::to_string))
+                    };
+                    (
+                        first(&["__type", "code", "Code"]).and_then(|c| clean(&c)),
+                        first(&["message", "Message", "errorMessage"]),
+                    )
+                }
+                Err(_) => (None, None),
+            },
+            Some((body, b'<')) => (
+                xml_tag(body, "Code").and_then(|c| clean(&c)),
+                xml_tag(body, "Message"),
+            ),
+            _ => (None, None),
+        };
+    (
+        headers.get("x-amzn-errortype").and_then(clean).or(code),
+        message,
+    )
 }
 
 /// The text of the first `<tag>…</tag>` (S3 and query-protocol errors).
@@ -237,10 +237,7 @@ impl XRayInterceptor {
                 }
                 Some(Err(err)) => {
                     let (code, message) = match response {
-                        Some(r) => (
-                            error_code(r.headers(), r.body().bytes()),
-                            error_message(r.body().bytes()),
-                        ),
+                        Some(r) => error_details(r.headers(), r.body().bytes()),
                         None => {
                             let kind = if err.is_timeout_error() {
                                 "TimeoutError"
@@ -382,19 +379,23 @@ mod tests {
             "ResourceNotFoundException:http://internal.amazon.com/coral/",
         );
         assert_eq!(
-            error_code(&h, None).as_deref(),
-            Some("ResourceNotFoundException")
+            error_details(&h, None),
+            (Some("ResourceNotFoundException".into()), None)
         );
         let empty = Headers::new();
         let json = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}"#;
         assert_eq!(
-            error_code(&empty, Some(json)).as_deref(),
-            Some("ProvisionedThroughputExceededException")
+            error_details(&empty, Some(json)),
+            (
+                Some("ProvisionedThroughputExceededException".into()),
+                Some("Rate exceeded".into())
+            )
         );
-        assert_eq!(error_message(Some(json)).as_deref(), Some("Rate exceeded"));
         let xml = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key &amp; more</Message></Error>";
-        assert_eq!(error_code(&empty, Some(xml)).as_deref(), Some("NoSuchKey"));
-        assert_eq!(error_message(Some(xml)).as_deref(), Some("The key & more"));
+        assert_eq!(
+            error_details(&empty, Some(xml)),
+            (Some("NoSuchKey".into()), Some("The key & more".into()))
+        );
         assert!(is_throttling("ProvisionedThroughputExceededException"));
         assert!(is_throttling("SlowDown"));
         assert!(!is_throttling("ResourceNotFoundException"));
