@@ -96,6 +96,7 @@ fn memory_stays_flat_and_drops_are_counted_when_the_sender_is_stalled() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let spans: u64 = producers.into_iter().map(|t| t.join().unwrap()).sum();
     let stats = handle.stats();
+    eprintln!("RSS {before} KiB -> {after} KiB over {spans} spans; {stats:?}");
     assert!(
         spans > 10_000,
         "producers ran ({spans} spans): they never blocked"
