@@ -62,17 +62,21 @@ struct ErrorLog {
 }
 
 impl ErrorLog {
-    fn note(&mut self, what: &str, err: &io::Error) {
+    /// Counts an error; prints a line if none was printed in the last minute.
+    /// Returns whether it printed.
+    fn note(&mut self, what: &str, err: &io::Error) -> bool {
         self.unreported += 1;
         let due = self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
-        if self.enabled && due {
-            eprintln!(
-                "xray-emitter: {} send error(s) in the last minute; latest: {what}: {err}",
-                self.unreported
-            );
-            self.last_report = Some(Instant::now());
-            self.unreported = 0;
+        if !(self.enabled && due) {
+            return false;
         }
+        eprintln!(
+            "xray-emitter: {} send error(s) since the last report; latest: {what}: {err}",
+            self.unreported
+        );
+        self.last_report = Some(Instant::now());
+        self.unreported = 0;
+        true
     }
 }
 
@@ -172,7 +176,7 @@ impl DaemonSocket {
                     sent.bytes += d.len();
                     if let Some(e) = refused {
                         sent.errors += 1;
-                        self.log.note("send", &e);
+                        let _ = self.log.note("send", &e);
                     }
                 }
                 Err(e) => {
@@ -192,7 +196,7 @@ impl DaemonSocket {
         ) {
             self.socket = None;
         }
-        self.log.note(what, err);
+        let _ = self.log.note(what, err);
     }
 
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
@@ -222,7 +226,7 @@ impl DaemonSocket {
                     // The refusal reports an ICMP error for an earlier datagram and
                     // consumed it; this one was not sent yet, so try it once more.
                     retried = next;
-                    self.log.note("sendmmsg", &e);
+                    let _ = self.log.note("sendmmsg", &e);
                     sent.errors += 1;
                 }
                 Err(e) => {
@@ -337,6 +341,26 @@ mod tests {
             let n = rx.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], p.as_slice());
         }
+    }
+
+    #[test]
+    fn errors_are_reported_at_most_once_a_minute() {
+        let mut log = ErrorLog {
+            enabled: true,
+            last_report: None,
+            unreported: 0,
+        };
+        let err = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert!(log.note("send", &err), "the first error is reported");
+        let reported = (0..10_000).filter(|_| log.note("send", &err)).count();
+        assert_eq!(reported, 0, "then nothing for a minute");
+        assert_eq!(log.unreported, 10_000, "but every one is counted");
+        log.last_report = Some(Instant::now() - REPORT_EVERY);
+        assert!(
+            log.note("send", &err),
+            "a minute later, one line with the count"
+        );
+        assert_eq!(log.unreported, 0);
     }
 
     #[test]
