@@ -1,7 +1,7 @@
 //! The sender thread: drains every producer's ring, keeps the open spans,
 //! sends documents.
 //!
-//! It polls the rings and sleeps between rounds instead of blocking: a
+//! It polls the rings and sleeps between passes instead of blocking: a
 //! blocked consumer turns every producer's push into a wake-up (measured at
 //! 2.2–2.4× the cost of a span), while a sleeping poller is never waited on.
 //! Flushes, a half-full ring and shutdown unpark it early.
@@ -86,12 +86,12 @@ impl Shared {
 /// How the thread paces itself.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pacing {
-    /// Longest sleep between rounds when idle.
+    /// Longest sleep between passes when idle.
     pub(crate) max_idle: Duration,
 }
 
 /// The sender's working state besides the collector.
-struct Rounds {
+struct Passes {
     rings: Vec<Arc<Ring>>,
     version: u64,
     /// Records about spans not open yet, with the number of passes they waited.
@@ -99,9 +99,9 @@ struct Rounds {
     retry: Vec<(Record, u8)>,
 }
 
-impl Rounds {
+impl Passes {
     fn new() -> Self {
-        Rounds {
+        Passes {
             rings: Vec::new(),
             version: u64::MAX,
             pending: Vec::with_capacity(PENDING),
@@ -131,9 +131,9 @@ impl Rounds {
 
     /// One pass over every ring, each read up to its tail. Returns the number
     /// of records taken.
-    fn round<T: Transport>(&mut self, collector: &mut Collector<T>, counters: &Counters) -> usize {
+    fn pass<T: Transport>(&mut self, collector: &mut Collector<T>, counters: &Counters) -> usize {
         let mut taken = 0;
-        let Rounds { rings, pending, .. } = self;
+        let Passes { rings, pending, .. } = self;
         for ring in rings.iter() {
             taken += ring.drain(usize::MAX, |record| match record.body {
                 Body::Close { .. } | Body::EndTrace { .. } => collector.defer(record),
@@ -151,7 +151,7 @@ impl Rounds {
         taken
     }
 
-    /// Retries records of spans that were not open; gives up after two rounds.
+    /// Retries records of spans that were not open; gives up after two passes.
     fn retry_pending<T: Transport>(
         &mut self,
         collector: &mut Collector<T>,
@@ -184,7 +184,7 @@ impl Rounds {
         let counters = &shared.counters;
         let mut taken = 0;
         loop {
-            let pass = self.round(collector, counters);
+            let pass = self.pass(collector, counters);
             taken += pass;
             self.retry_pending(collector, counters, false);
             collector.settle(false);
@@ -211,7 +211,7 @@ pub(crate) fn run<T: Transport>(
 ) {
     shared.running.store(true, Ordering::Release);
     let mut collector = Collector::with_counters(table, transport, shared.counters.clone());
-    let mut rounds = Rounds::new();
+    let mut passes = Passes::new();
     let mut idle = 0u32;
     let mut acked = 0u64;
     loop {
@@ -219,12 +219,12 @@ pub(crate) fn run<T: Transport>(
         let stopping = shared.shutdown.load(Ordering::Acquire);
         let complete = ticket > acked || stopping;
         let step = catch_unwind(AssertUnwindSafe(|| {
-            rounds.step(&shared, &mut collector, complete)
+            passes.step(&shared, &mut collector, complete)
         }));
         let taken = step.unwrap_or_else(|_| {
             // A bug, not bad data: start over with empty state rather than die.
             collector.clear();
-            rounds = Rounds::new();
+            passes = Passes::new();
             1
         });
         Counters::add(&shared.counters.records_received, taken as u64);
@@ -234,9 +234,9 @@ pub(crate) fn run<T: Transport>(
         }
         if stopping {
             let _ = catch_unwind(AssertUnwindSafe(|| {
-                let taken = rounds.step(&shared, &mut collector, true);
+                let taken = passes.step(&shared, &mut collector, true);
                 Counters::add(&shared.counters.records_received, taken as u64);
-                rounds.retry_pending(&mut collector, &shared.counters, true);
+                passes.retry_pending(&mut collector, &shared.counters, true);
                 collector.finish();
             }));
             shared.running.store(false, Ordering::Release);
