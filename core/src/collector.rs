@@ -99,10 +99,11 @@ impl<T: Transport> Collector<T> {
 
     /// Forgets every open span, announcement, held close and unsent
     /// datagram, keeping the memory: a fresh start without allocating (after
-    /// a bug made the state suspect, or between fuzz inputs).
+    /// a bug made the state suspect, or between fuzz inputs). The spans
+    /// forgotten are counted as lost.
     pub fn clear(&mut self) {
-        self.table.clear();
-        self.out.clear();
+        let lost = self.table.clear() + self.out.clear();
+        Counters::add(&self.counters.spans_lost, lost);
     }
 
     /// Spans open now (never more than the table's capacity).

@@ -21,7 +21,7 @@ use crate::id::SegmentId;
 use crate::outbox::Transport;
 use crate::record::{Key, Record};
 use crate::ring::{Cursor, Pushed, Ring};
-use crate::sender::{self, Pacing, Shared};
+use crate::sender::{self, Shared};
 use crate::socket::{DaemonSocket, Target};
 use crate::stats::{Counters, Stats};
 use crate::table::TableConfig;
@@ -102,25 +102,26 @@ impl EmitterBuilder {
     }
 
     /// Records each producing thread's ring holds (default 4,096, 256 KiB,
-    /// rounded up to a power of two); a full ring drops and counts.
+    /// rounded up to a power of two, at most 2^24); a full ring drops and counts.
     pub fn queue_capacity(mut self, records: usize) -> Self {
-        self.queue_capacity = records.max(1);
+        self.queue_capacity = records;
         self
     }
 
-    /// Spans open at once (default 1,024).
+    /// Spans open at once (default 1,024, at most 2^20; all preallocated).
     pub fn open_spans(mut self, spans: usize) -> Self {
-        self.table.open_spans = spans.max(1);
+        self.table.open_spans = spans;
         self
     }
 
-    /// Bytes of string values kept per span (default 2,048).
+    /// Bytes of string values kept per span (default 2,048, at most 1 MiB).
     pub fn span_text_bytes(mut self, bytes: usize) -> Self {
         self.table.text_bytes = bytes;
         self
     }
 
-    /// Spans whose closed children wait at once to be nested (default 16; each costs 64 KB).
+    /// Spans whose closed children wait at once to be nested (default 16,
+    /// at most 4,096; each costs 32 KB).
     pub fn child_buffers(mut self, buffers: usize) -> Self {
         self.table.child_buffers = buffers;
         self
@@ -169,12 +170,10 @@ impl EmitterBuilder {
         let shared = Arc::new(Shared::new());
         let thread_shared = shared.clone();
         let table = self.table;
-        let pacing = Pacing {
-            max_idle: self.max_idle,
-        };
+        let max_idle = self.max_idle;
         let handle = std::thread::Builder::new()
             .name(self.thread_name.clone())
-            .spawn(move || sender::run(thread_shared, table, pacing, make_transport()))
+            .spawn(move || sender::run(thread_shared, table, max_idle, make_transport()))
             .map_err(StartError::Spawn)?;
         let _ = shared.thread.set(handle.thread().clone());
         let emitter = Emitter {
@@ -277,6 +276,11 @@ impl Emitter {
     #[inline]
     pub fn push(&self, record: Record) -> bool {
         let inner = &*self.inner;
+        if inner.shared.shutdown.load(Ordering::Relaxed) {
+            // The sender has stopped, or is about to: nobody would read the ring.
+            self.dropped();
+            return false;
+        }
         let pushed = LOCAL.try_with(|local| {
             let mut local = local.try_borrow_mut().ok()?;
             let i = match local.iter().position(|p| p.emitter == inner.id) {
@@ -314,7 +318,7 @@ impl Emitter {
         }
         inner.shared.rings_version.fetch_add(1, Ordering::AcqRel);
         if local.is_full() {
-            local.pop();
+            local.remove(0);
         }
         local.push(Producer {
             emitter: inner.id,
@@ -327,7 +331,7 @@ impl Emitter {
     #[cold]
     #[inline(never)]
     fn dropped(&self) {
-        Counters::add(&self.inner.shared.counters.records_dropped, 1);
+        self.inner.shared.counters.records_dropped.add(1);
         self.inner.shared.wake();
     }
 

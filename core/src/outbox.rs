@@ -51,10 +51,12 @@ impl<T: Transport> Outbox<T> {
         }
     }
 
-    /// Drops the datagrams not yet sent.
-    pub(crate) fn clear(&mut self) {
+    /// Drops the datagrams not yet sent; returns the spans they carried.
+    pub(crate) fn clear(&mut self) -> u64 {
+        let spans = self.ends.iter().map(|&(_, n)| n).sum();
         self.ends.clear();
         self.len = 0;
+        spans
     }
 
     pub(crate) fn transport_mut(&mut self) -> &mut T {

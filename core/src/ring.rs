@@ -40,8 +40,6 @@ pub(crate) struct Ring {
 // store of `head`. So no slot is accessed by both at once, and each access
 // happens after the other side's last one. `Record` is `Copy` and `Send`.
 unsafe impl Sync for Ring {}
-// SAFETY: as above; the ring owns plain data.
-unsafe impl Send for Ring {}
 
 impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,9 +69,9 @@ pub(crate) enum Pushed {
 }
 
 impl Ring {
-    /// A ring of at least `capacity` records (a power of two).
+    /// A ring of at least `capacity` records (a power of two, 2 to 2^24).
     pub(crate) fn new(capacity: usize) -> Ring {
-        let n = capacity.max(2).next_power_of_two();
+        let n = capacity.clamp(2, 1 << 24).next_power_of_two();
         Ring {
             slots: (0..n)
                 .map(|_| Slot(UnsafeCell::new(MaybeUninit::uninit())))
@@ -87,8 +85,10 @@ impl Ring {
 
     /// Records published and not yet taken.
     pub(crate) fn len(&self) -> usize {
-        let tail = self.tail.0.load(Ordering::Acquire);
-        tail.wrapping_sub(self.head.0.load(Ordering::Acquire))
+        // Head first: read the other way round, a drain between the two loads
+        // could move head past the tail read, and the difference would wrap.
+        let head = self.head.0.load(Ordering::Acquire);
+        self.tail.0.load(Ordering::Acquire).wrapping_sub(head)
     }
 
     /// Appends a record. Only the ring's one producer may call this, always
@@ -121,20 +121,23 @@ impl Ring {
     }
 
     /// Hands up to `limit` published records to `f`, in order; returns how
-    /// many. Only the one consumer may call this.
+    /// many. Only the one consumer may call this. Each record is handed back
+    /// to the producer before `f` sees it, so a panic in `f` loses that record
+    /// rather than replaying it forever.
     pub(crate) fn drain(&self, limit: usize, mut f: impl FnMut(&Record)) -> usize {
         let head = self.head.0.load(Ordering::Relaxed);
         let tail = self.tail.0.load(Ordering::Acquire);
         let n = tail.wrapping_sub(head).min(limit);
         for i in 0..n {
-            let slot = &self.slots[head.wrapping_add(i) & self.mask];
+            let at = head.wrapping_add(i);
+            let slot = &self.slots[at & self.mask];
             // SAFETY: slots between head and the acquire-loaded tail were written
-            // and published by the producer, which will not touch them until the
-            // release store of head below.
+            // and published by the producer, which will not touch this one until
+            // the release store of head just below, made after the copy.
             let record = unsafe { (*slot.0.get()).assume_init_read() };
+            self.head.0.store(at.wrapping_add(1), Ordering::Release);
             f(&record);
         }
-        self.head.0.store(head.wrapping_add(n), Ordering::Release);
         n
     }
 

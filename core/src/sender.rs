@@ -12,8 +12,9 @@
 //! after the next pass, and fields of a span not yet open wait for it:
 //! anything that happened before a close was published before it, so the
 //! next pass, which reads every ring's tail again, sees it. Passes follow
-//! each other until the rings are empty, so closes wait microseconds, not a
-//! sleep; a full span table settles held closes before evicting anything.
+//! each other until the rings are empty (or a bound is reached), so closes
+//! wait microseconds, not a sleep; a full span table settles held closes
+//! before evicting anything.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +31,11 @@ use crate::table::TableConfig;
 
 /// Records about spans not yet open, held for a pass.
 const PENDING: usize = 4096;
+
+/// Passes in one step. Producers that never let the rings run dry must not
+/// keep the sender from new rings, the clock, flushes and shutdown, which are
+/// looked at between steps; held closes carry over to the next step.
+const PASSES: usize = 16;
 
 /// State shared by the handles and the thread.
 #[derive(Debug)]
@@ -83,13 +89,6 @@ impl Shared {
     }
 }
 
-/// How the thread paces itself.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Pacing {
-    /// Longest sleep between passes when idle.
-    pub(crate) max_idle: Duration,
-}
-
 /// The sender's working state besides the collector.
 struct Passes {
     rings: Vec<Arc<Ring>>,
@@ -97,6 +96,9 @@ struct Passes {
     /// Records about spans not open yet, with the number of passes they waited.
     pending: Vec<(Record, u8)>,
     retry: Vec<(Record, u8)>,
+    /// Records taken from the rings and not yet counted, kept here rather
+    /// than returned so that a step that panics still counts what it took.
+    received: u64,
 }
 
 impl Passes {
@@ -106,7 +108,25 @@ impl Passes {
             version: u64::MAX,
             pending: Vec::with_capacity(PENDING),
             retry: Vec::with_capacity(PENDING),
+            received: 0,
         }
+    }
+
+    /// Counts the records taken since the last call; returns how many.
+    fn count_received(&mut self, counters: &Counters) -> u64 {
+        let n = std::mem::take(&mut self.received);
+        Counters::add(&counters.records_received, n);
+        n
+    }
+
+    /// Forgets the records held for spans not yet open (after a panic),
+    /// counting them as orphaned.
+    fn clear(&mut self, counters: &Counters) {
+        let held = self.pending.len() + self.retry.len();
+        Counters::add(&counters.records_orphaned, held as u64);
+        self.pending.clear();
+        self.retry.clear();
+        self.version = u64::MAX;
     }
 
     fn refresh_rings(&mut self, shared: &Shared) {
@@ -133,18 +153,20 @@ impl Passes {
     /// of records taken.
     fn pass<T: Transport>(&mut self, collector: &mut Collector<T>, counters: &Counters) -> usize {
         let mut taken = 0;
-        let Passes { rings, pending, .. } = self;
+        let Passes {
+            rings,
+            pending,
+            received,
+            ..
+        } = self;
         for ring in rings.iter() {
-            taken += ring.drain(usize::MAX, |record| match record.body {
-                Body::Close { .. } | Body::EndTrace { .. } => collector.defer(record),
-                _ => {
-                    if !collector.try_apply(record) {
-                        if pending.len() < pending.capacity() {
-                            pending.push((*record, 0));
-                        } else {
-                            Counters::add(&counters.records_orphaned, 1);
-                        }
-                    }
+            taken += ring.drain(usize::MAX, |record| {
+                *received += 1;
+                match record.body {
+                    Body::Close { .. } | Body::EndTrace { .. } => collector.defer(record),
+                    _ if collector.try_apply(record) => {}
+                    _ if pending.len() < pending.capacity() => pending.push((*record, 0)),
+                    _ => Counters::add(&counters.records_orphaned, 1),
                 }
             });
         }
@@ -171,21 +193,20 @@ impl Passes {
         }
     }
 
-    /// Passes until the rings are empty, each followed by the closes of the
-    /// one before; `complete` then settles everything seen (a flush, the end).
+    /// Passes until the rings are empty (at most [`PASSES`]), each followed
+    /// by the closes of the one before; `complete` then settles everything
+    /// seen (a flush, the end).
     fn step<T: Transport>(
         &mut self,
         shared: &Shared,
         collector: &mut Collector<T>,
         complete: bool,
-    ) -> usize {
+    ) {
         self.refresh_rings(shared);
         collector.refresh_clock(Duration::from_millis(50));
         let counters = &shared.counters;
-        let mut taken = 0;
-        loop {
+        for _ in 0..PASSES {
             let pass = self.pass(collector, counters);
-            taken += pass;
             self.retry_pending(collector, counters, false);
             collector.settle(false);
             if pass == 0 {
@@ -198,7 +219,6 @@ impl Passes {
         }
         collector.send();
         self.forget_finished(shared);
-        taken
     }
 }
 
@@ -206,7 +226,7 @@ impl Passes {
 pub(crate) fn run<T: Transport>(
     shared: Arc<Shared>,
     table: TableConfig,
-    pacing: Pacing,
+    max_idle: Duration,
     transport: T,
 ) {
     shared.running.store(true, Ordering::Release);
@@ -221,24 +241,26 @@ pub(crate) fn run<T: Transport>(
         let step = catch_unwind(AssertUnwindSafe(|| {
             passes.step(&shared, &mut collector, complete)
         }));
-        let taken = step.unwrap_or_else(|_| {
-            // A bug, not bad data: start over with empty state rather than die.
+        if step.is_err() {
+            // A bug, not bad data: start over with empty state rather than
+            // die, counting what is forgotten.
             collector.clear();
-            passes = Passes::new();
-            1
-        });
-        Counters::add(&shared.counters.records_received, taken as u64);
+            passes.clear(&shared.counters);
+        }
+        let taken = passes.count_received(&shared.counters);
         if ticket > acked {
             shared.acknowledge(ticket);
             acked = ticket;
         }
         if stopping {
             let _ = catch_unwind(AssertUnwindSafe(|| {
-                let taken = passes.step(&shared, &mut collector, true);
-                Counters::add(&shared.counters.records_received, taken as u64);
+                passes.step(&shared, &mut collector, true);
                 passes.retry_pending(&mut collector, &shared.counters, true);
                 collector.finish();
             }));
+            passes.count_received(&shared.counters);
+            // Pushed between the last drain and producers seeing the shutdown.
+            shared.counters.records_dropped.add(shared.queued() as u64);
             shared.running.store(false, Ordering::Release);
             shared.acknowledge(u64::MAX);
             return;
@@ -248,7 +270,7 @@ pub(crate) fn run<T: Transport>(
         } else {
             0
         };
-        let pause = Duration::from_micros(500u64 << idle.min(8)).min(pacing.max_idle);
+        let pause = Duration::from_micros(500u64 << idle.min(8)).min(max_idle);
         if shared.flush_requested.load(Ordering::Acquire) == ticket
             && !shared.shutdown.load(Ordering::Acquire)
         {

@@ -17,6 +17,8 @@ use crate::address::HostPort;
 
 /// Most datagrams handed to the OS in one call.
 pub const MAX_BATCH: usize = 64;
+// `Sent::failed` has one bit per datagram of a batch.
+const _: () = assert!(MAX_BATCH <= u64::BITS as usize);
 
 const RESOLVE_RETRY: Duration = Duration::from_secs(5);
 const REPORT_EVERY: Duration = Duration::from_secs(60);
@@ -47,7 +49,7 @@ pub struct Sent {
 impl Sent {
     fn fail(&mut self, index: usize) {
         self.errors += 1;
-        if index < 64 {
+        if index < u64::BITS as usize {
             self.failed |= 1 << index;
         }
     }
@@ -289,15 +291,24 @@ mod mmsg {
         /// returns how many the kernel took.
         pub(super) fn send(&mut self, fd: RawFd, datagrams: &[&[u8]]) -> io::Result<usize> {
             let n = datagrams.len().min(MAX_BATCH);
+            // One raw pointer for the whole array: taking `&mut self.iovecs[i]`
+            // per entry would, under Rust's aliasing rules, invalidate the
+            // pointers stored for the entries before it.
+            let iovecs = self.iovecs.as_mut_ptr();
             for (i, d) in datagrams[..n].iter().enumerate() {
-                self.iovecs[i] = libc::iovec {
-                    iov_base: d.as_ptr() as *mut libc::c_void,
-                    iov_len: d.len(),
+                let iovec = iovecs.wrapping_add(i);
+                // SAFETY: `i < n <= MAX_BATCH`, so `iovec` is inside the array,
+                // which nothing else borrows during this call.
+                unsafe {
+                    iovec.write(libc::iovec {
+                        iov_base: d.as_ptr() as *mut libc::c_void,
+                        iov_len: d.len(),
+                    })
                 };
                 let h = &mut self.headers[i];
                 h.msg_hdr.msg_name = std::ptr::null_mut();
                 h.msg_hdr.msg_namelen = 0;
-                h.msg_hdr.msg_iov = &mut self.iovecs[i];
+                h.msg_hdr.msg_iov = iovec;
                 h.msg_hdr.msg_iovlen = 1;
                 h.msg_hdr.msg_control = std::ptr::null_mut();
                 h.msg_hdr.msg_controllen = 0;

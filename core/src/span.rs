@@ -132,6 +132,19 @@ impl Span {
     /// Applies a field.
     pub(crate) fn set(&mut self, key: Key, value: &Value) {
         self.finish_pending();
+        match (key, value) {
+            // Counters, whatever their value says: nothing to store as text.
+            (Key::Attempt, _) => {
+                self.attempts = self.attempts.saturating_add(1);
+                return;
+            }
+            (Key::Flags, Value::U64(bits)) => {
+                self.flags |= bits;
+                return;
+            }
+            (Key::Flags, _) => return,
+            _ => {}
+        }
         let stored = match *value {
             Value::I64(v) => Stored::I64(v),
             Value::U64(v) => Stored::U64(v),
@@ -167,16 +180,6 @@ impl Span {
             }
         };
         match key {
-            Key::Flags => {
-                if let Stored::U64(bits) = stored {
-                    self.flags |= bits;
-                }
-                self.pending = None;
-            }
-            Key::Attempt => {
-                self.attempts = self.attempts.saturating_add(1);
-                self.pending = None;
-            }
             Key::Name => match stored {
                 Stored::Text { start, len } => self.name_text = Some((start, len)),
                 _ => self.pending = None,

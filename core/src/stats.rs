@@ -2,7 +2,8 @@
 //!
 //! Producers touch these only on the rare paths (a full queue, a cut value),
 //! never per record, so the hot path shares no cache line with the sender
-//! through them; the per-span ones (unsampled, untraced) are striped.
+//! through them; the ones a producer may bump per span or per record
+//! (unsampled, untraced, dropped) are striped.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -36,8 +37,6 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Records refused because the queue was full or the sender was gone.
-    records_dropped,
     /// Records the sender took from the queue.
     records_received,
     /// Datagrams handed to the socket (one document each).
@@ -67,6 +66,9 @@ counters! {
     /// Flushes that returned because the timeout elapsed first.
     flush_timeouts;
     striped:
+    /// Records refused because the queue was full or the sender was gone
+    /// (striped: under overload every push of every thread lands here).
+    records_dropped,
     /// Spans a producer did not send because their trace is not sampled.
     spans_unsampled,
     /// Spans a producer did not send because they belong to no trace.

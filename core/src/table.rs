@@ -27,6 +27,9 @@ const DEFERRED: usize = 4096;
 
 /// Closed children kept per child buffer before the next ones go on their own.
 const MAX_CHILDREN: usize = 256;
+/// Bytes of closed children one parent nests: half a document, leaving room
+/// for the parent's own fields and the array's punctuation.
+const CHILDREN_MAX: usize = ENTITY_MAX / 2;
 const SUBSEGMENTS: &[u8] = b",\"subsegments\":[";
 
 /// Sizes of the preallocated state.
@@ -84,7 +87,8 @@ pub(crate) struct SpanTable {
     slots: Vec<Span>,
     free: Vec<u32>,
     index: HashMap<SegmentId, u32, BuildHasherDefault<IdHasher>>,
-    index_capacity: usize,
+    /// Announcements kept at once.
+    max_traces: usize,
     children: Vec<Children>,
     free_children: Vec<u32>,
     /// Announced traces, by upstream id, and their order for eviction.
@@ -112,27 +116,30 @@ impl std::fmt::Debug for SpanTable {
 
 impl SpanTable {
     pub(crate) fn new(config: TableConfig, counters: Arc<Counters>) -> Self {
-        let open = config.open_spans.max(1);
-        let index_capacity = open * 2;
+        // Bounded so that sizes and slot numbers fit their types whatever
+        // the configuration says.
+        let open = config.open_spans.clamp(1, 1 << 20);
+        let text_bytes = config.text_bytes.min(1 << 20);
+        let child_buffers = config.child_buffers.min(4096);
+        let max_traces = config.traces.clamp(1, 1 << 20);
         SpanTable {
-            slots: (0..open)
-                .map(|_| Span::with_capacity(config.text_bytes))
-                .collect(),
+            slots: (0..open).map(|_| Span::with_capacity(text_bytes)).collect(),
             free: (0..open as u32).rev().collect(),
-            index: HashMap::with_capacity_and_hasher(index_capacity, BuildHasherDefault::default()),
-            index_capacity,
-            children: (0..config.child_buffers)
+            // Twice the spans: a map kept under half full stays fast.
+            index: HashMap::with_capacity_and_hasher(2 * open, BuildHasherDefault::default()),
+            max_traces,
+            children: (0..child_buffers)
                 .map(|_| Children {
-                    bytes: Vec::with_capacity(ENTITY_MAX),
+                    bytes: Vec::with_capacity(CHILDREN_MAX),
                     ends: ArrayVec::new(),
                 })
                 .collect(),
-            free_children: (0..config.child_buffers as u32).rev().collect(),
+            free_children: (0..child_buffers as u32).rev().collect(),
             traces: HashMap::with_capacity_and_hasher(
-                config.traces.max(1) * 2,
+                2 * max_traces,
                 BuildHasherDefault::default(),
             ),
-            trace_order: std::collections::VecDeque::with_capacity(config.traces.max(1)),
+            trace_order: std::collections::VecDeque::with_capacity(max_traces),
             scratch: vec![0u8; ENTITY_MAX].into_boxed_slice(),
             seq: 0,
             last: None,
@@ -143,8 +150,14 @@ impl SpanTable {
         }
     }
 
-    /// Forgets every span, announcement and held close, keeping the memory.
-    pub(crate) fn clear(&mut self) {
+    /// Forgets every span, announcement and held close, keeping the memory;
+    /// returns how many spans (open, or closed and waiting in a parent's
+    /// buffer) were forgotten.
+    pub(crate) fn clear(&mut self) -> u64 {
+        let children: u64 = (self.children.iter())
+            .flat_map(|c| c.ends.iter().map(|&(_, n)| n))
+            .sum();
+        let held = self.index.len() as u64 + children;
         self.index.clear();
         self.free.clear();
         self.free.extend((0..self.slots.len() as u32).rev());
@@ -164,6 +177,7 @@ impl SpanTable {
         self.due.clear();
         self.last = None;
         self.seq = 0;
+        held
     }
 
     /// Spans open now.
@@ -194,13 +208,7 @@ impl SpanTable {
                     self.release(old);
                     Counters::add(&self.counters.spans_evicted, 1);
                 }
-                let trace = match parent.and_then(|p| self.index.get(&p)) {
-                    Some(&slot) => self.slots[slot as usize].trace,
-                    None => parent
-                        .and_then(|p| self.traces.get(&p))
-                        .or_else(|| self.traces.get(&id))
-                        .copied(),
-                };
+                let trace = self.trace_for(id, parent);
                 if self.free.is_empty() {
                     // Spans whose close is only held back are not open: settle them first.
                     self.settle(clock, out, true);
@@ -221,11 +229,8 @@ impl SpanTable {
                 self.seq += 1;
                 let start = clock.epoch_micros(time);
                 self.slots[slot as usize].reset(id, parent, trace, kind, name, start, self.seq);
-                if self.index.len() < self.index_capacity {
-                    self.index.insert(id, slot);
-                } else {
-                    self.free.push(slot);
-                }
+                // Never more entries than slots: a taken id was released above.
+                self.index.insert(id, slot);
             }
             Body::Trace { trace } => {
                 self.announce(id, trace);
@@ -318,21 +323,25 @@ impl SpanTable {
             return;
         }
         let span = &self.slots[slot];
-        let trace = match span.parent.and_then(|p| self.index.get(&p)) {
+        self.slots[slot].trace = self.trace_for(span.id, span.parent);
+    }
+
+    /// The trace of span `id`: its open parent's, else one announced for its
+    /// parent or for itself.
+    fn trace_for(&self, id: SegmentId, parent: Option<SegmentId>) -> Option<TraceId> {
+        match parent.and_then(|p| self.index.get(&p)) {
             Some(&p) => self.slots[p as usize].trace,
-            None => span
-                .parent
+            None => parent
                 .and_then(|p| self.traces.get(&p))
-                .or_else(|| self.traces.get(&span.id))
+                .or_else(|| self.traces.get(&id))
                 .copied(),
-        };
-        self.slots[slot].trace = trace;
+        }
     }
 
     /// Remembers that `id` (and what opens under it) belongs to `trace`.
     fn announce(&mut self, id: SegmentId, trace: TraceId) {
         if self.traces.insert(id, trace).is_none() {
-            if self.trace_order.len() == self.trace_order.capacity() {
+            if self.trace_order.len() >= self.max_traces {
                 // The oldest announcement goes (it may already be gone).
                 if let Some(old) = self.trace_order.pop_front() {
                     self.traces.remove(&old);
@@ -487,9 +496,7 @@ impl SpanTable {
             },
         };
         let kids = &mut self.children[c];
-        // Leave room for the parent's own fields and the array's punctuation.
-        let budget = ENTITY_MAX / 2;
-        if kids.ends.is_full() || kids.bytes.len() + len + 1 > budget {
+        if kids.ends.is_full() || kids.bytes.len() + len + 1 > CHILDREN_MAX {
             return false;
         }
         kids.bytes.extend_from_slice(&self.scratch[..len]);

@@ -155,6 +155,9 @@ fn the_sender_survives_a_panic() {
         "the sender is still there"
     );
     daemon.wait_until(Duration::from_secs(2), |d| !d.is_empty());
+    let s = e.stats();
+    assert!(s.spans_lost >= 1, "what the panic cost is counted: {s:?}");
+    assert_eq!(s.spans_sent + s.spans_lost, 10, "{s:?}");
 }
 
 const CHILD: &str = "XRAY_EMITTER_EXIT_CHILD";

@@ -5,6 +5,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::spans::{close, open, open_top};
@@ -80,4 +82,63 @@ fn flush_with_a_dead_sender_returns_at_once() {
         1,
         "a push after shutdown is a counted drop"
     );
+}
+
+#[test]
+fn a_push_after_shutdown_from_a_thread_with_a_ring_is_counted() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (e, guard) = Emitter::builder()
+        .daemon(rx.local_addr().unwrap())
+        .start()
+        .unwrap();
+    let id = SegmentId::random();
+    assert!(open_top(
+        &e,
+        id,
+        TraceId::new(),
+        SegmentId::random(),
+        "early",
+        Kind::Local
+    ));
+    assert!(close(&e, id));
+    drop(guard);
+    assert!(!open(&e, SegmentId::random(), None, "late", Kind::Local));
+    let s = e.stats();
+    assert_eq!(s.records_dropped, 1, "{s:?}");
+    assert_eq!(
+        s.records_received, 3,
+        "the trace, the open and the close: {s:?}"
+    );
+}
+
+#[test]
+fn a_flush_returns_while_producers_never_let_the_rings_run_dry() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (e, _guard) = Emitter::builder()
+        .daemon(rx.local_addr().unwrap())
+        .report_errors(false)
+        .start()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..2)
+        .map(|_| {
+            let (e, stop) = (e.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (trace, facade) = (TraceId::new(), SegmentId::random());
+                while !stop.load(Ordering::Relaxed) {
+                    let id = SegmentId::random();
+                    open_top(&e, id, trace, facade, "busy", Kind::Local);
+                    close(&e, id);
+                }
+            })
+        })
+        .collect();
+    // A sender that only stopped for an empty pass would never get here in time.
+    let flushed = e.flush(Duration::from_secs(20));
+    stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert!(flushed.complete, "{flushed:?}");
+    assert_eq!(e.stats().flush_timeouts, 0);
 }
