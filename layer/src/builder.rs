@@ -48,7 +48,7 @@ impl Default for Builder {
             region: None,
             flush_timeout: Duration::from_millis(20),
             queue_capacity: 16 * 1024,
-            open_spans: 4096,
+            open_spans: 1024,
             lambda: false,
             concurrent: false,
             context_missing: ContextMissing::LogError,
@@ -113,13 +113,17 @@ impl Builder {
         self
     }
 
-    /// Records the queue holds (default 16,384); a full queue drops and counts.
+    /// Records each producing thread's ring holds (default 16,384: 1 MiB per
+    /// thread that makes spans); a full ring drops and counts.
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records;
         self
     }
 
-    /// Spans followed at once (default 4,096).
+    /// Sampled spans open at once (default 1,024): past this the sender
+    /// reports the oldest in progress. The layer follows four times as many
+    /// spans of every kind (unsampled ones and the SDK's inner spans too);
+    /// past that a span is not followed, and counted if it would have been sent.
     pub fn open_spans(mut self, spans: usize) -> Self {
         self.open_spans = spans;
         self
@@ -154,6 +158,7 @@ impl Builder {
     fn emitter(&self) -> EmitterBuilder {
         Emitter::builder()
             .queue_capacity(self.queue_capacity)
+            .open_spans(self.open_spans)
             .report_errors(self.report_errors)
             .thread_name("tracing-xray")
             .guard_timeout(self.flush_timeout.max(Duration::from_millis(100)))

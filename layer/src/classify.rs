@@ -1,8 +1,9 @@
 //! What a span is, decided once per callsite from its static metadata.
 //!
 //! The names, targets and fields matched here were read from the AWS SDK for
-//! Rust (three eras of span names) and from `lambda_runtime`; see
-//! `shared/notes/aws-sdk-rust-spans.md`.
+//! Rust (`aws-smithy-runtime`'s orchestrator and the generated operation
+//! spans, three eras of names) and from `lambda_runtime`'s trace layer;
+//! `tests/sdk_span_eras.rs` reproduces each era span for span.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

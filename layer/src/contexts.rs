@@ -55,10 +55,13 @@ impl Contexts {
             return NONE;
         }
         for (i, slot) in self.slots.iter().enumerate() {
-            if slot
-                .state
-                .compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+            // A plain load first: a write to every busy slot's line on the way
+            // would make claims contend with each other and with readers.
+            if slot.state.load(Ordering::Relaxed) == FREE
+                && slot
+                    .state
+                    .compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
             {
                 for (w, chunk) in slot.words.iter().zip(extras.as_bytes().chunks(8)) {
                     let mut b = [0u8; 8];

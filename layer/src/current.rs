@@ -39,7 +39,9 @@ pub(crate) fn new_instance() -> u32 {
 #[inline]
 pub(crate) fn enter(layer: u32, span: u64) {
     let _ = STACK.try_with(|s| {
-        let mut s = s.borrow_mut();
+        let Ok(mut s) = s.try_borrow_mut() else {
+            return;
+        };
         if s.entries.try_push((layer, span)).is_err() {
             s.overflow += 1;
         }
@@ -50,11 +52,15 @@ pub(crate) fn enter(layer: u32, span: u64) {
 #[inline]
 pub(crate) fn exit(layer: u32, span: u64) {
     let _ = STACK.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.overflow > 0 {
-            s.overflow -= 1;
-        } else if let Some(i) = s.entries.iter().rposition(|&e| e == (layer, span)) {
+        let Ok(mut s) = s.try_borrow_mut() else {
+            return;
+        };
+        // Looked for first: a span on the stack exited out of order while
+        // the stack is overflowing must not stay on it as a stale parent.
+        if let Some(i) = s.entries.iter().rposition(|&e| e == (layer, span)) {
             s.entries.remove(i);
+        } else {
+            s.overflow = s.overflow.saturating_sub(1);
         }
     });
 }
@@ -65,7 +71,7 @@ pub(crate) fn exit(layer: u32, span: u64) {
 pub(crate) fn current(layer: u32) -> Option<Option<u64>> {
     STACK
         .try_with(|s| {
-            let s = s.borrow();
+            let s = s.try_borrow().ok()?;
             if s.overflow > 0 {
                 return None;
             }
@@ -101,5 +107,18 @@ mod tests {
         }
         assert_eq!(current(a), Some(None));
         exit(b, 100);
+    }
+
+    #[test]
+    fn an_out_of_order_exit_while_too_deep_leaves_no_stale_span() {
+        let a = new_instance();
+        for i in 1..=40 {
+            enter(a, i);
+        }
+        exit(a, 3);
+        for i in (1..=40).rev().filter(|&i| i != 3) {
+            exit(a, i);
+        }
+        assert_eq!(current(a), Some(None));
     }
 }

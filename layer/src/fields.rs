@@ -246,7 +246,8 @@ pub(crate) fn service_name(id: &str) -> &str {
     KNOWN.iter().find(|(k, _)| *k == id).map_or(id, |(_, v)| *v)
 }
 
-/// The message of an event: its `message` field, else `error`, `exception.message`.
+/// The message of an event: its `error` or `exception.message` field (what
+/// `#[instrument(err)]` records, the most precise), else `message`.
 pub(crate) struct Message {
     pub(crate) text: Option<Text>,
     rank: u8,

@@ -2,23 +2,27 @@
 //! inside it a region and table name, for calls whose interceptor is not
 //! installed (with it, the call's own values are recorded and win).
 
+use arrayvec::ArrayString;
 use tracing_core::field::{Field, Visit};
 
 use crate::classify::{AWS_METADATA_SPAN, OWN_TARGET};
 
 /// The values of an `aws_metadata` span, kept in its extensions: one
-/// allocation per such span, which wraps an SDK call that allocates far more.
+/// allocation per such span (the extension's box), which wraps an SDK call
+/// that allocates far more. Reading them takes the span's extensions lock,
+/// only while such a span is open.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AwsMetadataFields {
-    pub(crate) region: Option<String>,
-    pub(crate) table_name: Option<String>,
+    pub(crate) region: Option<ArrayString<32>>,
+    /// DynamoDB table names are at most 255 bytes.
+    pub(crate) table_name: Option<ArrayString<255>>,
 }
 
 impl Visit for AwsMetadataFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "region" => self.region = Some(value.to_string()),
-            "table_name" => self.table_name = Some(value.to_string()),
+            "region" => self.region = ArrayString::from(value).ok(),
+            "table_name" => self.table_name = ArrayString::from(value).ok(),
             _ => {}
         }
     }
@@ -42,18 +46,11 @@ impl Visit for AwsMetadataFields {
 /// # Ok(()) }
 /// ```
 pub fn aws_metadata(region: Option<&str>, table_name: Option<&str>) -> tracing::Span {
-    let span = tracing::span!(
+    tracing::span!(
         target: OWN_TARGET,
         tracing::Level::INFO,
         AWS_METADATA_SPAN,
-        region = tracing::field::Empty,
-        table_name = tracing::field::Empty,
-    );
-    if let Some(r) = region {
-        span.record("region", r);
-    }
-    if let Some(t) = table_name {
-        span.record("table_name", t);
-    }
-    span
+        region,
+        table_name,
+    )
 }

@@ -26,7 +26,7 @@ pub fn trace_header(span: &tracing::Span) -> Option<TraceHeader> {
     span.with_subscriber(|(id, dispatch)| {
         dispatch
             .downcast_ref::<XRaySubscriber>()
-            .and_then(|layer| layer.header_for(id, None))
+            .and_then(|layer| layer.header_in(id, dispatch, false))
     })
     .flatten()
 }

@@ -23,6 +23,17 @@ const MAX_PROBE: usize = 16;
 pub(crate) mod flag {
     /// The trace is sampled: emit.
     pub(crate) const SAMPLED: u8 = 1;
+    /// This span claimed its trace's context slot and frees it at close.
+    pub(crate) const OWNS_CONTEXT: u8 = 2;
+    /// This span's open record was dropped (the span is counted once).
+    pub(crate) const OPEN_LOST: u8 = 4;
+    /// An SDK span named after its `service` field rather than its own name.
+    pub(crate) const NAMED_BY_SERVICE: u8 = 8;
+
+    /// [`SAMPLED`] if `sampled`.
+    pub(crate) const fn sampled_if(sampled: bool) -> u8 {
+        if sampled { SAMPLED } else { 0 }
+    }
 }
 
 /// The layer's view of one span.
@@ -51,7 +62,7 @@ impl State {
             anchor: None,
             op: None,
             trace: None,
-            context: u16::MAX,
+            context: crate::contexts::NONE,
         }
     }
 
@@ -125,9 +136,10 @@ fn home(id: u64, mask: usize) -> usize {
 }
 
 impl States {
-    /// A table of at least `capacity` entries (rounded up to a power of two).
+    /// A table of at least `capacity` entries (rounded up to a power of two,
+    /// 64 to 2^24). Kept mostly empty, so that probes stay short.
     pub(crate) fn new(capacity: usize) -> Self {
-        let n = capacity.max(64).next_power_of_two();
+        let n = capacity.clamp(64, 1 << 24).next_power_of_two();
         States {
             slots: (0..n).map(|_| Slot::default()).collect(),
             mask: n - 1,
@@ -207,6 +219,53 @@ impl States {
     }
 }
 
+/// One [`State`] that one thread at a time replaces and any thread reads
+/// whole (a sequence lock): the last Lambda invocation, for spans that find
+/// no parent.
+#[derive(Default)]
+pub(crate) struct StateCell {
+    /// Odd while a write is under way; 0 until the first.
+    seq: AtomicU64,
+    words: [AtomicU64; 6],
+}
+
+impl StateCell {
+    pub(crate) fn set(&self, state: &State) {
+        self.seq.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the reader's acquire fence: a reader that sees any word
+        // written below also sees the odd sequence number, and retries.
+        std::sync::atomic::fence(Ordering::Release);
+        for (w, v) in self.words.iter().zip(state.encode()) {
+            w.store(v, Ordering::Relaxed);
+        }
+        self.seq.fetch_add(1, Ordering::Release);
+    }
+
+    /// The state last set; `None` before the first, or if writes kept
+    /// overlapping the read.
+    pub(crate) fn get(&self) -> Option<State> {
+        for _ in 0..4 {
+            let before = self.seq.load(Ordering::Acquire);
+            if before == 0 {
+                return None;
+            }
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let mut w = [0u64; 6];
+            for (dst, src) in w.iter_mut().zip(&self.words) {
+                *dst = src.load(Ordering::Relaxed);
+            }
+            std::sync::atomic::fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                return Some(State::decode(w));
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +306,28 @@ mod tests {
             assert_eq!(t.get(id).unwrap().own, SegmentId::from_u64(round));
             t.remove(id);
         }
+    }
+
+    #[test]
+    fn a_cell_is_read_whole_while_it_is_rewritten() {
+        let cell = std::sync::Arc::new(StateCell::default());
+        assert_eq!(cell.get(), None);
+        cell.set(&state(1));
+        let writer = {
+            let cell = cell.clone();
+            std::thread::spawn(move || {
+                for i in 1..100_000 {
+                    cell.set(&state(i));
+                }
+            })
+        };
+        for _ in 0..100_000 {
+            if let Some(s) = cell.get() {
+                let n = s.own.unwrap().get();
+                assert_eq!(s, state(n), "never a mix of two states");
+            }
+        }
+        writer.join().unwrap();
     }
 
     #[test]

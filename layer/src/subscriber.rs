@@ -3,11 +3,17 @@
 //! Per span, on the caller's thread: a cached callsite class, one table read
 //! for the parent, one write for the span, a random id, and a record pushed
 //! at open, per field and at close. No allocation, lock or syscall (the span
-//! table and the queue are lock-free and preallocated); the one wait is
+//! table and the rings are lock-free and preallocated); the one wait is
 //! deliberate, at the end of a sampled Lambda invocation, bounded by the
 //! flush timeout, so nothing is left to the next thaw.
+//!
+//! The exceptions, each off the common path: a thread's first span makes its
+//! ring (one allocation, one lock); an `aws_metadata` span boxes its values
+//! and SDK calls inside it read them under the span's extensions lock; in
+//! Lambda with no invocation span ever seen, a span without a parent reads
+//! `_X_AMZN_TRACE_ID`; the first span outside any trace prints one warning.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tracing_core::span::{Attributes, Id, Record as Values};
@@ -28,12 +34,7 @@ use crate::contexts::{self, Contexts};
 use crate::fields::{self, Find, Message, SdkFields, UserFields, attr};
 use crate::metadata::AwsMetadataFields;
 use crate::sampler::Sampler;
-use crate::states::{State, States, flag};
-
-/// Extra flag: this span claimed its trace's context slot and frees it at close.
-const OWNS_CONTEXT: u8 = 2;
-/// Extra flag: this span's open record was dropped (the span is counted once).
-const OPEN_LOST: u8 = 4;
+use crate::states::{State, StateCell, States, flag};
 
 /// A `tracing_subscriber::Layer` that sends AWS X-Ray documents: Lambda
 /// invocations give the trace, AWS SDK calls become `aws` subsegments, and
@@ -57,8 +58,7 @@ pub struct XRaySubscriber {
     flush_timeout: Duration,
     context_missing: ContextMissing,
     warned: AtomicBool,
-    invocations_seen: AtomicBool,
-    last_invocation: [AtomicU64; 4],
+    last_invocation: StateCell,
     metadata_open: AtomicUsize,
 }
 
@@ -134,7 +134,7 @@ impl XRaySubscriber {
             instance: crate::current::new_instance(),
             emitter,
             _guard: guard,
-            states: States::new(b.open_spans),
+            states: States::new(b.open_spans.saturating_mul(4)),
             contexts: Contexts::new(256),
             callsites: Callsites::default(),
             sampler: Sampler::new(b.sampling_rate),
@@ -145,8 +145,7 @@ impl XRaySubscriber {
             flush_timeout: b.flush_timeout,
             context_missing: b.context_missing,
             warned: AtomicBool::new(false),
-            invocations_seen: AtomicBool::new(false),
-            last_invocation: Default::default(),
+            last_invocation: StateCell::default(),
             metadata_open: AtomicUsize::new(0),
         }
     }
@@ -173,31 +172,35 @@ impl XRaySubscriber {
     }
 
     /// The state of span `id`, or of its nearest ancestor this layer follows
-    /// (for callers outside a layer context, such as the SDK interceptor).
-    #[cfg_attr(not(feature = "aws-sdk"), allow(dead_code))]
+    /// (for callers outside a layer context: the SDK interceptor, `trace_header`).
     pub(crate) fn state_in(&self, id: &Id, dispatch: &tracing_core::Dispatch) -> Option<State> {
         if let Some(s) = self.state(id) {
             return Some(s);
         }
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let span = registry.span(id)?;
-        span.scope().skip(1).find_map(|s| self.state(&s.id()))
+        self.nearest(span.scope().skip(1).map(|s| s.id()))
+    }
+
+    /// The state of the first of `ids` this layer follows: the parent it sees
+    /// for a span whose own parent it does not follow (filtered out for it,
+    /// or too many open).
+    fn nearest(&self, ids: impl Iterator<Item = Id>) -> Option<State> {
+        ids.into_iter().find_map(|id| self.state(&id))
     }
 
     /// The header a call made inside span `id` sends downstream: its trace,
-    /// the span (or its SDK call) as parent, the sampling decision, and the
-    /// incoming header's extra keys.
-    pub(crate) fn header_for(&self, id: &Id, parent: Option<SegmentId>) -> Option<TraceHeader> {
-        self.header_for_state(&self.state(id)?, parent)
-    }
-
-    pub(crate) fn header_for_state(
+    /// the span (or, for `sdk_call`, its SDK call) as parent, the sampling
+    /// decision, and the incoming header's extra keys.
+    pub(crate) fn header_in(
         &self,
-        s: &State,
-        parent: Option<SegmentId>,
+        id: &Id,
+        dispatch: &tracing_core::Dispatch,
+        sdk_call: bool,
     ) -> Option<TraceHeader> {
+        let s = self.state_in(id, dispatch)?;
         let trace = s.trace?;
-        let parent = parent.or(s.own).or(s.anchor);
+        let parent = s.op.filter(|_| sdk_call).or(s.own).or(s.anchor);
         let sampled = if s.sampled() {
             Sampled::Yes
         } else {
@@ -236,14 +239,8 @@ impl XRaySubscriber {
         if let Some(s) = self.states.get(pid.into_u64()) {
             return (Some(pid), Some(s));
         }
-        // The parent is a span this layer does not follow (filtered out for
-        // it, or too many open): the nearest ancestor it does.
-        let found = ctx
-            .span_scope(&pid)
-            .into_iter()
-            .flatten()
-            .find_map(|s| self.states.get(s.id().into_u64()));
-        (Some(pid), found)
+        let scope = ctx.span_scope(&pid).into_iter().flatten().skip(1);
+        (Some(pid), self.nearest(scope.map(|s| s.id())))
     }
 
     /// The span this thread is in, from the layer's own stack if it can tell.
@@ -272,29 +269,20 @@ impl XRaySubscriber {
         let mut incoming = Find::new("xray.trace_header");
         attrs.record(&mut incoming);
         let header = incoming.found.and_then(|t| TraceHeader::parse(&t).ok());
-        let (trace, parent, decided, context) = match header {
-            Some(h) => (
-                h.root.unwrap_or_default(),
-                h.parent,
-                h.sampled,
-                self.contexts.claim(h.extras()),
-            ),
-            None => (TraceId::new(), None, None, contexts::NONE),
+        let (trace, parent, decided, extras) = match &header {
+            Some(h) => (h.root.unwrap_or_default(), h.parent, h.sampled, h.extras()),
+            None => (TraceId::new(), None, None, ""),
         };
         let sampled = match decided {
             Some(Sampled::Yes) => true,
             Some(Sampled::No) => false,
             _ => self.sampler.sample(),
         };
-        let owns = if context == contexts::NONE {
-            0
-        } else {
-            OWNS_CONTEXT
-        };
+        let (flags, context) = self.enter_trace(sampled, extras);
         Some(Placement {
             trace,
             anchor: parent,
-            flags: owns | if sampled { flag::SAMPLED } else { 0 },
+            flags,
             op: None,
             context,
             segment: true,
@@ -302,20 +290,33 @@ impl XRaySubscriber {
         })
     }
 
-    /// Outside any invocation span in Lambda: the invocation in progress when
-    /// the runtime runs one at a time (what `_X_AMZN_TRACE_ID` holds), else
-    /// that variable itself if no invocation span was ever seen.
+    /// The flags and context slot of a trace entered from an incoming header:
+    /// its extra keys (`Lineage`) are kept for downstream calls whether or not
+    /// it is sampled, by the span that entered it.
+    fn enter_trace(&self, sampled: bool, extras: &str) -> (u8, u16) {
+        let context = self.contexts.claim(extras);
+        let owns = if context == contexts::NONE {
+            0
+        } else {
+            flag::OWNS_CONTEXT
+        };
+        (owns | flag::sampled_if(sampled), context)
+    }
+
+    /// Outside any invocation span in Lambda: the last invocation started,
+    /// when the runtime runs one at a time (so it is the one in progress, or
+    /// the one just ended), else `_X_AMZN_TRACE_ID` if no invocation span was
+    /// ever seen (a filter hides them: then every such span pays for reading
+    /// the environment, a lock and an allocation).
     fn fallback_invocation(&self) -> Option<Placement> {
         if self.concurrent {
             return None;
         }
-        if self.invocations_seen.load(Ordering::Relaxed) {
-            let w: Vec4 = std::array::from_fn(|i| self.last_invocation[i].load(Ordering::Relaxed));
-            let trace = TraceId::from_parts((w[0] >> 32) as u32, w[0] as u32, w[1]);
+        if let Some(last) = self.last_invocation.get() {
             return Some(Placement {
-                trace,
-                anchor: SegmentId::from_u64(w[2]),
-                flags: w[3] as u8 & flag::SAMPLED,
+                trace: last.trace?,
+                anchor: last.anchor,
+                flags: last.flags & flag::SAMPLED,
                 op: None,
                 context: contexts::NONE,
                 segment: false,
@@ -327,7 +328,7 @@ impl XRaySubscriber {
         Some(Placement {
             trace: h.root?,
             anchor: Some(h.parent?),
-            flags: if h.is_sampled() { flag::SAMPLED } else { 0 },
+            flags: flag::sampled_if(h.is_sampled()),
             op: None,
             context: contexts::NONE,
             segment: false,
@@ -375,7 +376,8 @@ impl XRaySubscriber {
         }
     }
 
-    /// Opens a span that becomes a document; returns its state.
+    /// Opens a span that becomes a document; returns its X-Ray id if it is
+    /// sampled and followed.
     fn open_document(
         &self,
         id: &Id,
@@ -389,7 +391,26 @@ impl XRaySubscriber {
             self.emitter.count_unsampled();
         }
         let own = sampled.then(SegmentId::random);
-        let mut lost = 0;
+        let mut state = State {
+            class,
+            flags: p.flags,
+            own,
+            anchor: own.or(p.anchor),
+            op: if class.is_sdk_call() { own } else { p.op },
+            trace: Some(p.trace),
+            context: p.context,
+        };
+        // Remembered before anything is sent: a span the table cannot follow
+        // would never be closed.
+        if !self.states.insert(id.into_u64(), &state) {
+            if p.flags & flag::OWNS_CONTEXT != 0 {
+                self.contexts.release(p.context);
+            }
+            if sampled {
+                self.emitter.count_dropped_span();
+            }
+            return None;
+        }
         if let Some(own) = own {
             if p.segment {
                 self.push(own, Body::Trace { trace: p.trace });
@@ -408,34 +429,20 @@ impl XRaySubscriber {
             ));
             if !opened {
                 self.emitter.count_dropped_span();
-                lost = OPEN_LOST;
+                state.flags |= flag::OPEN_LOST;
+                // Its own entry, just written: no other thread knows the id yet.
+                self.states.insert(id.into_u64(), &state);
             }
         }
-        let op = if class.is_sdk_call() { own } else { p.op };
-        let state = State {
-            class,
-            flags: p.flags | lost,
-            own,
-            anchor: own.or(p.anchor),
-            op,
-            trace: Some(p.trace),
-            context: p.context,
-        };
-        self.states.insert(id.into_u64(), &state);
         own
     }
 
-    fn open_user<S>(
-        &self,
-        attrs: &Attributes<'_>,
-        id: &Id,
-        parent: Option<State>,
-        _ctx: &Context<'_, S>,
-    ) where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
+    fn open_user(&self, attrs: &Attributes<'_>, id: &Id, parent: Option<State>) {
         let meta = attrs.metadata();
         let Some(p) = self.placement(parent, attrs, meta.name()) else {
+            // Under an untraced parent: remembered, so that its children find
+            // the answer in one lookup rather than by walking up the scope.
+            self.inherit(id, parent, Class::User);
             return;
         };
         let segment = p.segment;
@@ -474,7 +481,8 @@ impl XRaySubscriber {
             self.untraced(meta.name());
             return;
         }
-        let Some(p) = self.placement(parent, attrs, meta.name()) else {
+        let Some(mut p) = self.placement(parent, attrs, meta.name()) else {
+            self.inherit(id, parent, Class::Transparent);
             return;
         };
         let full = meta.name();
@@ -482,15 +490,21 @@ impl XRaySubscriber {
             Some(i) if class == Class::Operation => &full[..i],
             _ => full,
         };
+        // `invoke`, and the 2025-03 lowercase names, carry the service as a field.
+        let lowercase = !service.bytes().any(|b| b.is_ascii_uppercase());
+        let named_by_service = class == Class::Invoke || lowercase;
+        if named_by_service {
+            p.flags |= flag::NAMED_BY_SERVICE;
+        }
         let Some(own) = self.open_document(id, class, p, service, Kind::Aws) else {
             return;
         };
-        let lowercase = !service.bytes().any(|b| b.is_ascii_uppercase());
         attrs.record(&mut SdkFields {
             emitter: &self.emitter,
             span: own,
-            name_from_service: class == Class::Invoke || lowercase,
+            name_from_service: named_by_service,
         });
+        // The innermost `aws_metadata` span's values win, then the layer's region.
         let (mut region, mut table) = (None, None);
         if self.metadata_open.load(Ordering::Relaxed) > 0
             && let Some(pid) = parent_id
@@ -500,8 +514,8 @@ impl XRaySubscriber {
                     continue;
                 }
                 if let Some(m) = span.extensions().get::<AwsMetadataFields>() {
-                    region = region.or_else(|| m.region.clone());
-                    table = table.or_else(|| m.table_name.clone());
+                    region = region.or(m.region);
+                    table = table.or(m.table_name);
                 }
             }
         }
@@ -519,24 +533,10 @@ impl XRaySubscriber {
         let header = f.found.and_then(|t| TraceHeader::parse(&t).ok());
         let state = match header {
             Some(h) if h.root.is_some() && h.parent.is_some() => {
-                let sampled = h.is_sampled();
-                let context = if sampled {
-                    self.contexts.claim(h.extras())
-                } else {
-                    contexts::NONE
-                };
-                if let (true, Some(root), Some(facade)) = (sampled, h.root, h.parent) {
-                    // Once per invocation: its top-level subsegments need not carry the trace.
-                    self.push(facade, Body::Trace { trace: root });
-                }
-                let owns = if context == contexts::NONE {
-                    0
-                } else {
-                    OWNS_CONTEXT
-                };
+                let (flags, context) = self.enter_trace(h.is_sampled(), h.extras());
                 State {
                     class: Class::Invocation,
-                    flags: owns | if sampled { flag::SAMPLED } else { 0 },
+                    flags,
                     own: None,
                     anchor: h.parent,
                     op: None,
@@ -547,22 +547,21 @@ impl XRaySubscriber {
             // No header, or one X-Ray cannot use: nothing under it is sent.
             _ => State::untraced(Class::Invocation),
         };
-        if !self.concurrent
-            && let Some(trace) = state.trace
-        {
-            let (hi, lo) = trace.random();
-            let words = [
-                u64::from(trace.epoch()) << 32 | u64::from(hi),
-                lo,
-                state.anchor.map_or(0, SegmentId::get),
-                u64::from(state.flags),
-            ];
-            for (slot, w) in self.last_invocation.iter().zip(words) {
-                slot.store(w, Ordering::Relaxed);
-            }
-            self.invocations_seen.store(true, Ordering::Relaxed);
+        if !self.concurrent && state.trace.is_some() {
+            self.last_invocation.set(&state);
         }
-        self.states.insert(id.into_u64(), &state);
+        if !self.states.insert(id.into_u64(), &state) {
+            // Not followed: spans under it find it by the fallback above
+            // (which announces the trace), or are counted as untraced.
+            if state.flags & flag::OWNS_CONTEXT != 0 {
+                self.contexts.release(state.context);
+            }
+            return;
+        }
+        if let (true, Some(trace), Some(facade)) = (state.sampled(), state.trace, state.anchor) {
+            // Once per invocation: its top-level subsegments need not carry the trace.
+            self.push(facade, Body::Trace { trace });
+        }
     }
 
     /// Remembers a span that is not a document: its children attach above it.
@@ -583,14 +582,12 @@ impl XRaySubscriber {
     }
 }
 
-type Vec4 = [u64; 4];
-
 /// The state of a span that is not a document, under `parent`: same trace,
 /// same anchor and SDK call, none of the parent's own duties.
 fn inherited(parent: State, class: Class) -> State {
     State {
         class,
-        flags: parent.flags & !(OWNS_CONTEXT | OPEN_LOST),
+        flags: parent.flags & flag::SAMPLED,
         own: None,
         ..parent
     }
@@ -611,7 +608,7 @@ where
             Class::Invocation => self.open_invocation(attrs, id),
             Class::User => {
                 let (_, parent) = self.parent_state(attrs, &ctx);
-                self.open_user(attrs, id, parent, &ctx);
+                self.open_user(attrs, id, parent);
             }
             Class::Operation | Class::Invoke => {
                 let parent = self.parent_state(attrs, &ctx);
@@ -660,7 +657,7 @@ where
             (Class::Operation | Class::Invoke, Some(own)) => values.record(&mut SdkFields {
                 emitter: &self.emitter,
                 span: own,
-                name_from_service: state.class == Class::Invoke,
+                name_from_service: state.flags & flag::NAMED_BY_SERVICE != 0,
             }),
             (Class::AwsMetadata, _) => {
                 if let Some(span) = ctx.span(id) {
@@ -732,7 +729,7 @@ where
             let closed = self
                 .emitter
                 .push(Record::new(own, Body::Close { time: clock::now() }));
-            if !closed && state.flags & OPEN_LOST == 0 {
+            if !closed && state.flags & flag::OPEN_LOST == 0 {
                 self.emitter.count_dropped_span();
             }
         }
@@ -743,7 +740,7 @@ where
             }
             _ => {}
         }
-        if state.flags & OWNS_CONTEXT != 0 {
+        if state.flags & flag::OWNS_CONTEXT != 0 {
             self.contexts.release(state.context);
         }
     }

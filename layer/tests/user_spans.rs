@@ -100,3 +100,37 @@ fn unsampled_invocations_send_nothing_and_count() {
     assert_eq!(s.spans_unsampled, 6);
     assert_eq!(s.spans_untraced, 1);
 }
+
+#[test]
+fn spans_beyond_what_the_layer_follows_are_counted_and_the_others_arrive() {
+    const N: u64 = 400;
+    let daemon = Daemon::start();
+    let layer = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .open_spans(16)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let inv = invocation(HEADER);
+        let _g = inv.enter();
+        let held: Vec<_> = (0..N).map(|i| info_span!("held", i)).collect();
+        drop(held);
+    });
+    assert!(handle.flush(Duration::from_secs(5)).complete);
+    let s = handle.stats();
+    assert!(s.spans_dropped > 0, "more open than followed: {s:?}");
+    assert!(
+        s.spans_evicted > 0,
+        "more open than the sender keeps: {s:?}"
+    );
+    assert_eq!(
+        s.spans_sent + s.spans_in_progress + s.spans_dropped,
+        N,
+        "each span sent whole, reported in progress, or counted as dropped: {s:?}"
+    );
+    let docs = daemon.documents_with_spans(s.spans_sent as usize, Duration::from_secs(2));
+    let arrived: usize = docs.iter().map(count_spans).sum();
+    assert_eq!(arrived as u64, s.spans_sent);
+}

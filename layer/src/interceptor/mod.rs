@@ -342,8 +342,7 @@ impl Intercept for XRayInterceptor {
         let header = tracing::Span::current()
             .with_subscriber(|(id, dispatch)| {
                 let layer = dispatch.downcast_ref::<XRaySubscriber>()?;
-                let state = layer.state_in(id, dispatch)?;
-                layer.header_for_state(&state, state.op)
+                layer.header_in(id, dispatch, true)
             })
             .flatten();
         if let Some(header) = header {
