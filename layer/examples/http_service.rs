@@ -12,8 +12,6 @@
 mod viewer;
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -73,13 +71,8 @@ async fn get(addr: std::net::SocketAddr, trace_header: Option<&str>) -> std::io:
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let socket = viewer::bind("127.0.0.1:0".parse()?)?;
-    let daemon = socket.local_addr()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let console = std::thread::spawn(move || {
-        viewer::serve(&socket, viewer::Mode::Tree, || !s.load(Ordering::Relaxed))
-    });
+    let console = viewer::Console::start()?;
+    let daemon = console.addr;
 
     let layer = XRaySubscriber::builder()
         .daemon(daemon)
@@ -106,8 +99,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("GET with {caller}: {}\n", get(addr, Some(caller)).await?);
 
     handle.flush(Duration::from_secs(1));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let _ = console.join();
+    console.finish();
     Ok(())
 }

@@ -20,9 +20,10 @@ async fn handler(
         .get_item()
         .table_name(&table_name)
         .key("id", AttributeValue::S(id.clone()))
+        // The interceptor (installed in `main`) records the table name; a
+        // client without it would need
+        // `.instrument(tracing_xray::aws_metadata(None, Some(&table_name)))`.
         .send()
-        // Without the interceptor this is how the call gets its table name.
-        .instrument(tracing_xray::aws_metadata(None, Some(table_name.as_str())))
         .await?;
     tracing::info!(found = item.item().is_some(), "looked up");
     Ok(json!({ "id": id, "found": item.item().is_some() }))

@@ -13,8 +13,6 @@ mod viewer;
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
@@ -118,13 +116,8 @@ async fn handler(db: aws_sdk_dynamodb::Client, event: LambdaEvent<Value>) -> Res
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
     // The "daemon": a local console on a free port.
-    let socket = viewer::bind("127.0.0.1:0".parse()?)?;
-    let daemon = socket.local_addr()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let console = std::thread::spawn(move || {
-        viewer::serve(&socket, viewer::Mode::Tree, || !s.load(Ordering::Relaxed))
-    });
+    let console = viewer::Console::start()?;
+    let daemon = console.addr;
 
     // Lambda's side: a Runtime API with one sampled invocation.
     let api = RuntimeApi::start(vec![Invocation {
@@ -173,10 +166,8 @@ async fn main() -> Result<(), Error> {
     println!("handler answered: {}", response.unwrap_or_default());
 
     // Everything of the invocation was in the socket before the runtime
-    // asked for the next event; give the console a moment to print it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let _ = console.join();
+    // asked for the next event; the console prints it and stops.
+    console.finish();
     let s = handle.stats();
     println!(
         "sent {} documents ({} spans, {} bytes); dropped {} records",

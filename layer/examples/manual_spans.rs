@@ -8,8 +8,6 @@
 #[path = "support/viewer.rs"]
 mod viewer;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::{error, info_span};
@@ -27,13 +25,8 @@ fn validate(batch: u64, rows: &[&str]) -> Result<usize, String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let socket = viewer::bind("127.0.0.1:0".parse()?)?;
-    let daemon = socket.local_addr()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let console = std::thread::spawn(move || {
-        viewer::serve(&socket, viewer::Mode::Tree, || !s.load(Ordering::Relaxed))
-    });
+    let console = viewer::Console::start()?;
+    let daemon = console.addr;
 
     let layer = XRaySubscriber::builder()
         .daemon(daemon)
@@ -63,8 +56,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     handle.flush(Duration::from_secs(1));
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let _ = console.join();
+    console.finish();
     Ok(())
 }

@@ -303,6 +303,38 @@ async fn s3_put_object_records_bucket_and_key() {
 }
 
 #[tokio::test]
+async fn s3_payloads_are_not_parameters_and_keys_may_start_with_the_bucket() {
+    let http = StaticReplayClient::new(vec![event(200, &[("x-amz-request-id", "S3REQ")], "")]);
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .http_client(http)
+            .interceptor(XRayInterceptor::default())
+            .build(),
+    );
+    let docs = traced(1, async {
+        client
+            .put_object()
+            .bucket("logs")
+            .key("logs/2026/app.json")
+            .content_type("application/json")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                br#"{"Key":"from-the-payload","Bucket":"from-the-payload"}"#,
+            ))
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["aws"]["bucket_name"], "logs");
+    assert_eq!(call["aws"]["key"], "logs/2026/app.json");
+}
+
+#[tokio::test]
 async fn sqs_send_message_records_the_queue_url() {
     let queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-queue";
     let http = StaticReplayClient::new(vec![event(

@@ -4,6 +4,10 @@
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -197,6 +201,34 @@ pub fn serve(socket: &UdpSocket, mode: Mode, mut keep_going: impl FnMut() -> boo
 /// Binds the viewer's socket.
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = UdpSocket::bind(addr)?;
-    socket.set_read_timeout(Some(std::time::Duration::from_millis(100)))?;
+    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     Ok(socket)
+}
+
+/// The examples' daemon: a console printing trees, on a free local port,
+/// on its own thread.
+pub struct Console {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Console {
+    pub fn start() -> std::io::Result<Console> {
+        let socket = bind("127.0.0.1:0".parse().expect("a valid address"))?;
+        let addr = socket.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread =
+            std::thread::spawn(move || serve(&socket, Mode::Tree, || !s.load(Ordering::Relaxed)));
+        Ok(Console { addr, stop, thread })
+    }
+
+    /// Gives the console a moment to print what is already in its socket,
+    /// then stops it.
+    pub fn finish(self) {
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }

@@ -21,10 +21,10 @@ pub(crate) enum How {
 }
 
 /// One member to record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Rule {
     /// The member's name in the API (`TableName`).
-    pub(crate) member: String,
+    pub(crate) member: &'static str,
     /// The key under `aws` (`table_name`).
     pub(crate) key: &'static str,
     pub(crate) how: How,
@@ -63,7 +63,7 @@ pub(crate) fn snake_case(name: &str) -> String {
     out
 }
 
-/// Keys live as long as the process (the list is parsed once into a static).
+/// Names live as long as the process (the list is parsed once into a static).
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
@@ -77,7 +77,7 @@ fn rules(op: &Value, params: &str, descriptors: &str) -> Vec<Rule> {
         .filter_map(Value::as_str)
     {
         out.push(Rule {
-            member: member.to_string(),
+            member: leak(member.to_string()),
             key: leak(snake_case(member)),
             how: How::Value,
         });
@@ -95,7 +95,7 @@ fn rules(op: &Value, params: &str, descriptors: &str) -> Vec<Rule> {
                 How::Value
             };
             out.push(Rule {
-                member: member.clone(),
+                member: leak(member.clone()),
                 key: leak(key),
                 how,
             });
@@ -132,20 +132,24 @@ impl AllowList {
         LIST.get_or_init(|| AllowList::parse(DATA))
     }
 
-    /// The rules for an operation of a service, named as the SDK's metadata
-    /// names them (`DynamoDB`/`dynamodb`, `GetItem`).
-    pub(crate) fn operation(&self, service: &str, operation: &str) -> Option<&Operation> {
-        let key: String = service
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        let key = if key == "sagemakerruntime" {
-            "runtime.sagemaker".to_string()
-        } else {
-            key
-        };
-        self.services.get(&key)?.get(operation)
+    /// The rules for an operation of a service, by [`service_key`].
+    pub(crate) fn operation(&self, service_key: &str, operation: &str) -> Option<&Operation> {
+        self.services.get(service_key)?.get(operation)
+    }
+}
+
+/// The list's name for a service, from the SDK's metadata name
+/// (`DynamoDB` → `dynamodb`, `SageMaker Runtime` → `runtime.sagemaker`).
+pub(crate) fn service_key(service: &str) -> String {
+    let key: String = service
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if key == "sagemakerruntime" {
+        "runtime.sagemaker".to_string()
+    } else {
+        key
     }
 }
 
@@ -168,14 +172,15 @@ mod tests {
     #[test]
     fn the_list_parses() {
         let list = AllowList::get();
-        let get_item = list.operation("DynamoDB", "GetItem").unwrap();
+        let op = |service: &str, name: &str| list.operation(&service_key(service), name);
+        let get_item = op("DynamoDB", "GetItem").unwrap();
         assert!(
             get_item
                 .request
                 .iter()
                 .any(|r| r.member == "TableName" && r.key == "table_name")
         );
-        let put = list.operation("S3", "PutObject").unwrap();
+        let put = op("S3", "PutObject").unwrap();
         assert!(
             put.request
                 .iter()
@@ -186,25 +191,22 @@ mod tests {
                 .iter()
                 .any(|r| r.member == "Key" && r.key == "key")
         );
-        let send = list.operation("SQS", "SendMessage").unwrap();
+        let send = op("SQS", "SendMessage").unwrap();
         assert!(send.request.iter().any(|r| r.key == "queue_url"));
         assert!(
             send.request
                 .iter()
                 .any(|r| r.key == "message_attribute_names" && r.how == How::Keys)
         );
-        let batch = list.operation("dynamodb", "BatchGetItem").unwrap();
+        let batch = op("dynamodb", "BatchGetItem").unwrap();
         assert!(
             batch
                 .request
                 .iter()
                 .any(|r| r.key == "table_names" && r.how == How::Keys)
         );
-        assert!(
-            list.operation("SageMaker Runtime", "InvokeEndpoint")
-                .is_some()
-        );
-        assert!(list.operation("SNS", "Publish").is_some());
-        assert!(list.operation("Nope", "Nothing").is_none());
+        assert!(op("SageMaker Runtime", "InvokeEndpoint").is_some());
+        assert!(op("SNS", "Publish").is_some());
+        assert!(op("Nope", "Nothing").is_none());
     }
 }

@@ -1,17 +1,18 @@
 //! Reading allow-listed members out of a serialized request or response.
 //!
 //! The operation's input is type-erased by the time an interceptor sees it,
-//! so members are read where the protocol put them: the top level of a JSON
-//! body (DynamoDB, SQS, most services), a form body (query protocol: SNS),
-//! the URI (S3's bucket and key, Lambda's function name), the query string
-//! or an `x-amz-*` header. A JSON body is streamed: members not listed are
-//! skipped without being built.
+//! so members are read where the protocol put them: the top level of an
+//! `application/x-amz-json` body (DynamoDB, SQS), a form body (query
+//! protocol: SNS), or for REST protocols the URI (S3's bucket and key,
+//! Lambda's function name), the query string or an `x-amz-*` header. A REST
+//! body is the user's payload, never read. A JSON body is streamed: members
+//! not listed are skipped without being built.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::allowlist::{How, Rule};
+use super::allowlist::{How, Rule, snake_case};
 
 /// A recorded value.
 #[derive(Clone, Debug, PartialEq)]
@@ -179,7 +180,7 @@ impl<'de> de::Deserialize<'de> for Count {
 }
 
 /// `%XX` and (in forms) `+` decoded; invalid escapes kept as they are.
-pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -204,12 +205,12 @@ pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The `name=value` pairs of a form or query string, decoded.
-pub(crate) fn pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    text.split('&').filter(|p| !p.is_empty()).map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (percent_decode(k, true), percent_decode(v, true))
-    })
+/// The `name=value` pairs of a form or query string, still encoded: member
+/// names are plain ASCII, so only a value that is wanted gets decoded.
+fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    (text.split('&'))
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
 /// Calls `out` for every rule whose member is a field of the form body.
@@ -219,13 +220,13 @@ pub(crate) fn from_form(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, 
     };
     for (k, v) in pairs(text) {
         if let Some(rule) = rules.iter().find(|r| r.how == How::Value && r.member == k) {
-            out(rule, Found::Str(v));
+            out(rule, Found::Str(percent_decode(v, true)));
         }
     }
 }
 
 /// The parts of an absolute URI: host (without port), path, query.
-pub(crate) fn split_uri(uri: &str) -> (&str, &str, &str) {
+fn split_uri(uri: &str) -> (&str, &str, &str) {
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
     let (authority, path_query) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -240,16 +241,9 @@ pub(crate) fn split_uri(uri: &str) -> (&str, &str, &str) {
     (host, path, query)
 }
 
-/// `FunctionName` → `function-name`, as the SDKs name `x-amz-*` headers.
-fn kebab(member: &str) -> String {
-    let mut out = String::with_capacity(member.len() + 4);
-    for (i, c) in member.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('-');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
+/// `FunctionName` → `x-amz-function-name`, as the SDKs name their headers.
+fn header_name(member: &str) -> String {
+    format!("x-amz-{}", snake_case(member).replace('_', "-"))
 }
 
 /// Members REST protocols put in the URI, query string or headers.
@@ -274,17 +268,17 @@ pub(crate) fn from_rest(
             .and_then(|i| segments.get(i + 1).cloned())
     };
     for rule in rules.iter().filter(|r| r.how == How::Value) {
-        let value = match (service, rule.member.as_str()) {
+        let value = match (service, rule.member) {
             ("s3", "Bucket") => bucket
                 .map(str::to_string)
                 .or_else(|| s3_bucket(host, &segments)),
-            ("s3", "Key") => s3_key(path, bucket.or(s3_bucket(host, &segments).as_deref())),
+            ("s3", "Key") => s3_key(host, path, bucket.or(s3_bucket(host, &segments).as_deref())),
             ("lambda", "FunctionName") => after("functions"),
             ("runtime.sagemaker", "EndpointName") => after("endpoints"),
             (_, member) => pairs(query)
                 .find(|(k, _)| k.eq_ignore_ascii_case(member))
-                .map(|(_, v)| v)
-                .or_else(|| header(&format!("x-amz-{}", kebab(member)))),
+                .map(|(_, v)| percent_decode(v, true))
+                .or_else(|| header(&header_name(member))),
         };
         if let Some(v) = value {
             out(rule, Found::Str(v));
@@ -301,10 +295,17 @@ fn s3_bucket(host: &str, segments: &[String]) -> Option<String> {
     segments.first().cloned()
 }
 
-/// The object key: the path, without the bucket if the URI is path-style.
-fn s3_key(path: &str, bucket: Option<&str>) -> Option<String> {
+/// The object key: the path, without the bucket if the URI is path-style
+/// (on a virtual-hosted URI, where the host names the bucket, a key that
+/// starts with the bucket's name is kept whole).
+fn s3_key(host: &str, path: &str, bucket: Option<&str>) -> Option<String> {
     let mut rest = path.strip_prefix('/').unwrap_or(path);
-    if let Some(r) = bucket.and_then(|b| rest.strip_prefix(b))
+    let path_style = bucket.filter(|b| {
+        !host
+            .strip_prefix(b)
+            .is_some_and(|after| after.starts_with('.'))
+    });
+    if let Some(r) = path_style.and_then(|b| rest.strip_prefix(b))
         && (r.is_empty() || r.starts_with('/'))
     {
         rest = r.strip_prefix('/').unwrap_or(r);
@@ -334,7 +335,7 @@ mod tests {
     #[test]
     fn json_top_level_members() {
         let rules = &AllowList::get()
-            .operation("DynamoDB", "GetItem")
+            .operation("dynamodb", "GetItem")
             .unwrap()
             .request;
         let body = br#"{"Key":{"id":{"S":"1"}},"TableName":"orders","ConsistentRead":true,"ProjectionExpression":"a, b"}"#;
@@ -343,7 +344,7 @@ mod tests {
         assert!(v.contains(&("consistent_read", Found::Bool(true))));
         assert!(v.contains(&("projection_expression", Found::Str("a, b".into()))));
         let batch = &AllowList::get()
-            .operation("DynamoDB", "BatchGetItem")
+            .operation("dynamodb", "BatchGetItem")
             .unwrap()
             .request;
         let body = br#"{"RequestItems":{"a":{"Keys":[]},"b":{"Keys":[]}}}"#;
@@ -352,7 +353,7 @@ mod tests {
             vec![("table_names", Found::Str("a,b".into()))]
         );
         let rx = &AllowList::get()
-            .operation("SQS", "ReceiveMessage")
+            .operation("sqs", "ReceiveMessage")
             .unwrap()
             .response;
         let body = br#"{"Messages":[{"Body":"x"},{"Body":"y"}]}"#;
@@ -366,7 +367,7 @@ mod tests {
     #[test]
     fn form_members() {
         let rules = &AllowList::get()
-            .operation("SNS", "Publish")
+            .operation("sns", "Publish")
             .unwrap()
             .request;
         let body = b"Action=Publish&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3Atopic&Message=hi+there";
@@ -382,7 +383,7 @@ mod tests {
     #[test]
     fn s3_bucket_and_key() {
         let rules = &AllowList::get()
-            .operation("S3", "PutObject")
+            .operation("s3", "PutObject")
             .unwrap()
             .request;
         let none = |_: &str| None;
@@ -408,12 +409,37 @@ mod tests {
                 "{uri}"
             );
         }
+        // A key that starts with the bucket's name, virtual-hosted and path-style.
+        for (uri, bucket) in [
+            ("https://logs.s3.eu-west-1.amazonaws.com/logs/2024/x", None),
+            (
+                "https://logs.s3.eu-west-1.amazonaws.com/logs/2024/x",
+                Some("logs"),
+            ),
+            ("http://localhost:4566/logs/logs/2024/x", None),
+        ] {
+            let v = collect(|out| from_rest("s3", uri, &none, bucket, rules, out));
+            assert!(
+                v.contains(&("key", Found::Str("logs/2024/x".into()))),
+                "{uri}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_names() {
+        assert_eq!(header_name("InvocationType"), "x-amz-invocation-type");
+        assert_eq!(header_name("FunctionError"), "x-amz-function-error");
+        assert_eq!(
+            header_name("QueueOwnerAWSAccountId"),
+            "x-amz-queue-owner-aws-account-id"
+        );
     }
 
     #[test]
     fn lambda_invoke() {
         let rules = &AllowList::get()
-            .operation("Lambda", "Invoke")
+            .operation("lambda", "Invoke")
             .unwrap()
             .request;
         let headers = |h: &str| (h == "x-amz-invocation-type").then(|| "Event".to_string());

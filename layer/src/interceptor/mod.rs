@@ -8,6 +8,7 @@
 //! timeout drops the call's future and skips the final hooks.
 
 mod allowlist;
+mod error;
 mod extract;
 
 use std::error::Error as _;
@@ -22,21 +23,23 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_runtime_api::http::Headers;
 use aws_smithy_types::config_bag::ConfigBag;
 use xray_emitter::record::{FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE};
 use xray_emitter::{HttpField, Key, SegmentId, Value};
 
 use crate::fields::{attr, status_flags};
 use crate::subscriber::XRaySubscriber;
-use allowlist::{AllowList, Rule};
+use allowlist::{AllowList, Operation, Rule, service_key};
+use error::{error_details, is_throttling};
 use extract::Found;
 
 /// Reports what only the SDK knows into the current call's X-Ray subsegment:
 /// HTTP status, request id, attempts, error code and message (throttling
 /// recognised by code, since DynamoDB throttles with HTTP 400), the region,
 /// and the parameters the official X-Ray SDKs record (table, queue, bucket,
-/// key, topic, function, …). It also sends `X-Amzn-Trace-Id` with this call's
+/// key, topic, function, …; those whose value is a string, number or
+/// boolean: object-valued ones such as DynamoDB's `ConsumedCapacity` are
+/// not recorded). It also sends `X-Amzn-Trace-Id` with this call's
 /// subsegment as `Parent`, so the service called attaches under it.
 ///
 /// ```no_run
@@ -84,77 +87,19 @@ fn push_found(layer: &XRaySubscriber, op: SegmentId, key: &'static str, found: F
     emitter.push(attr(op, Key::Aws(key), value));
 }
 
-fn service_key(service: &str) -> String {
-    let key: String = service
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    if key == "sagemakerruntime" {
-        "runtime.sagemaker".to_string()
-    } else {
-        key
-    }
+/// The allow-list rules of the call `cfg` describes, with the list's name
+/// for its service.
+fn rules(cfg: &ConfigBag) -> Option<(String, &'static Operation)> {
+    let meta = cfg.load::<Metadata>()?;
+    let service = service_key(meta.service());
+    let rules = AllowList::get().operation(&service, meta.name())?;
+    Some((service, rules))
 }
 
-/// The error code and message of a failed response: the code from the
-/// `x-amzn-errortype` header, else the body's `__type`/`code` (JSON) or
-/// `<Code>` (XML), without namespace; the message from the body.
-pub(crate) fn error_details(
-    headers: &Headers,
-    body: Option<&[u8]>,
-) -> (Option<String>, Option<String>) {
-    let clean = |s: &str| {
-        let s = s.rsplit_once('#').map_or(s, |(_, c)| c);
-        let s = s.split_once(':').map_or(s, |(c, _)| c);
-        let s = s.trim();
-        (!s.is_empty()).then(|| s.to_string())
-    };
-    let (code, message) =
-        match body.and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace()).map(|c| (b, *c))) {
-            Some((body, b'{')) => match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(v) => {
-                    let first = |keys: &[&str]| {
-                        keys.iter()
-                            .find_map(|k| v.get(*k).and_then(|c| c.as_str()).map(str::to_string))
-                    };
-                    (
-                        first(&["__type", "code", "Code"]).and_then(|c| clean(&c)),
-                        first(&["message", "Message", "errorMessage"]),
-                    )
-                }
-                Err(_) => (None, None),
-            },
-            Some((body, b'<')) => (
-                xml_tag(body, "Code").and_then(|c| clean(&c)),
-                xml_tag(body, "Message"),
-            ),
-            _ => (None, None),
-        };
-    (
-        headers.get("x-amzn-errortype").and_then(clean).or(code),
-        message,
-    )
-}
-
-/// The text of the first `<tag>…</tag>` (S3 and query-protocol errors).
-fn xml_tag(body: &[u8], tag: &str) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let open = format!("<{tag}>");
-    let start = text.find(&open)? + open.len();
-    let end = text[start..].find("</")? + start;
-    let value = text[start..end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&");
-    Some(value)
-}
-
-/// Whether an error code means "throttled", by the SDK's own list.
-pub(crate) fn is_throttling(code: &str) -> bool {
-    aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
+/// The body is in one of the protocols whose members live in it
+/// (`awsJson`: DynamoDB, SQS); REST bodies are the user's payload.
+fn is_aws_json(content_type: &str) -> bool {
+    content_type.starts_with("application/x-amz-json")
 }
 
 impl XRayInterceptor {
@@ -165,10 +110,7 @@ impl XRayInterceptor {
                     .emitter()
                     .push_str(op, Key::Aws("region"), region.as_ref());
             }
-            let Some(meta) = cfg.load::<Metadata>() else {
-                return;
-            };
-            let Some(rules) = AllowList::get().operation(meta.service(), meta.name()) else {
+            let Some((service, rules)) = rules(cfg) else {
                 return;
             };
             let rules: &[Rule] = &rules.request;
@@ -181,19 +123,21 @@ impl XRayInterceptor {
             };
             let headers = request.headers();
             let content_type = headers.get("content-type").unwrap_or_default();
-            if let Some(body) = request.body().bytes() {
-                if content_type.contains("json") {
-                    extract::from_json(body, rules, &mut out);
-                } else if content_type.contains("x-www-form-urlencoded") {
-                    extract::from_form(body, rules, &mut out);
-                }
+            let body = request.body().bytes().unwrap_or_default();
+            if is_aws_json(content_type) {
+                return extract::from_json(body, rules, &mut out);
             }
-            let params = cfg
-                .load::<EndpointResolverParams>()
-                .map(|p| format!("{p:?}"));
+            if content_type.starts_with("application/x-www-form-urlencoded") {
+                return extract::from_form(body, rules, &mut out);
+            }
+            // S3 keeps the bucket only in the endpoint parameters, which are
+            // type-erased: read from their debug form, in a bounded buffer.
+            let params = (service == "s3")
+                .then(|| cfg.load::<EndpointResolverParams>())
+                .flatten()
+                .map(|p| crate::fields::format(p));
             let bucket = params.as_deref().and_then(extract::bucket_from_params);
             let header = |name: &str| headers.get(name).map(str::to_string);
-            let service = service_key(meta.service());
             extract::from_rest(&service, request.uri(), &header, bucket, rules, &mut out);
         });
     }
@@ -286,29 +230,28 @@ impl XRayInterceptor {
         response: &aws_smithy_runtime_api::http::Response,
         cfg: &ConfigBag,
     ) {
-        let Some(meta) = cfg.load::<Metadata>() else {
-            return;
-        };
-        let Some(rules) = AllowList::get().operation(meta.service(), meta.name()) else {
+        let Some((service, rules)) = rules(cfg) else {
             return;
         };
         let rules: &[Rule] = &rules.response;
         let mut out = |rule: &Rule, found: Found| push_found(layer, op, rule.key, found);
         let headers = response.headers();
-        let json = headers
-            .get("content-type")
-            .unwrap_or_default()
-            .contains("json");
-        if let (true, Some(body)) = (json, response.body().bytes()) {
-            extract::from_json(body, rules, &mut out);
+        if is_aws_json(headers.get("content-type").unwrap_or_default()) {
+            if let Some(body) = response.body().bytes() {
+                extract::from_json(body, rules, &mut out);
+            }
+            return;
+        }
+        // Lambda's `StatusCode` (Invoke) and `Status` (InvokeAsync) are the HTTP status.
+        // (No header carries them, so `from_rest` finds nothing more for them.)
+        let status = u64::from(response.status().as_u16());
+        for rule in rules.iter() {
+            if service == "lambda" && matches!(rule.member, "StatusCode" | "Status") {
+                out(rule, Found::U64(status));
+            }
         }
         let header = |name: &str| headers.get(name).map(str::to_string);
-        let rest: Vec<Rule> = rules
-            .iter()
-            .filter(|r| r.member != "StatusCode")
-            .cloned()
-            .collect();
-        extract::from_rest("", "", &header, None, &rest, &mut out);
+        extract::from_rest("", "", &header, None, rules, &mut out);
     }
 }
 
@@ -363,40 +306,5 @@ impl Intercept for XRayInterceptor {
     ) -> Result<(), BoxError> {
         self.record_outcome(context, cfg);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_codes() {
-        let mut h = Headers::new();
-        h.insert(
-            "x-amzn-errortype",
-            "ResourceNotFoundException:http://internal.amazon.com/coral/",
-        );
-        assert_eq!(
-            error_details(&h, None),
-            (Some("ResourceNotFoundException".into()), None)
-        );
-        let empty = Headers::new();
-        let json = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}"#;
-        assert_eq!(
-            error_details(&empty, Some(json)),
-            (
-                Some("ProvisionedThroughputExceededException".into()),
-                Some("Rate exceeded".into())
-            )
-        );
-        let xml = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key &amp; more</Message></Error>";
-        assert_eq!(
-            error_details(&empty, Some(xml)),
-            (Some("NoSuchKey".into()), Some("The key & more".into()))
-        );
-        assert!(is_throttling("ProvisionedThroughputExceededException"));
-        assert!(is_throttling("SlowDown"));
-        assert!(!is_throttling("ResourceNotFoundException"));
     }
 }
