@@ -167,7 +167,11 @@ fn no_allocation_per_record_on_the_producer_nor_the_warm_sender() {
     reader.join().unwrap();
     drop(guard);
     assert_eq!(stats.records_dropped, 0);
-    assert_eq!(stats.spans_sent, 2 * 5 * 2_000 + 2 * 3 * 2_000);
+    assert_eq!(
+        stats.spans_sent,
+        2 * 5 * 2_000 + 2 * 3 * 2_000,
+        "every span sent"
+    );
     assert!(records > 100_000);
     assert_eq!(
         mine, 0,

@@ -147,7 +147,7 @@ async fn get_item_ok_with_interceptor() {
     assert_eq!(call["aws"]["consistent_read"], true);
     assert_eq!(
         call["aws"]["region"], "eu-west-1",
-        "the client's region wins over AWS_REGION"
+        "the client's region wins over the layer's"
     );
     assert_eq!(call["aws"]["request_id"], "REQ-OK-1");
     assert_eq!(call["aws"]["retries"], 0);

@@ -27,18 +27,8 @@ fn set(vars: &[(&str, Option<&str>)]) {
     }
 }
 
-#[test]
-fn configured_from_the_environment() {
-    let daemon = Daemon::start();
-    let port = daemon.addr().port();
-    let both = format!("tcp:127.0.0.1:{port} udp:127.0.0.1:{port}");
-    set(&[
-        ("AWS_XRAY_DAEMON_ADDRESS", Some(&both)),
-        ("AWS_XRAY_TRACING_NAME", Some("env-service")),
-        ("AWS_REGION", Some("ap-southeast-2")),
-        ("AWS_LAMBDA_FUNCTION_NAME", None),
-        ("LAMBDA_TASK_ROOT", None),
-    ]);
+/// One segment with an SQS call inside, under the current environment.
+fn one_request() -> tracing_xray::XRayHandle {
     let layer = XRaySubscriber::default();
     let handle = layer.handle();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -57,10 +47,39 @@ fn configured_from_the_environment() {
         drop(call.entered());
     });
     handle.flush(Duration::from_secs(2));
+    handle
+}
+
+#[test]
+fn configured_from_the_environment() {
+    let daemon = Daemon::start();
+    let port = daemon.addr().port();
+    // The TCP address is one nobody listens on: documents must go to the UDP one.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let both = format!("tcp:127.0.0.1:{dead_port} udp:127.0.0.1:{port}");
+    set(&[
+        ("AWS_XRAY_DAEMON_ADDRESS", Some(&both)),
+        ("AWS_XRAY_TRACING_NAME", Some("env-service")),
+        ("AWS_REGION", Some("ap-southeast-2")),
+        ("AWS_LAMBDA_FUNCTION_NAME", None),
+        ("LAMBDA_TASK_ROOT", None),
+    ]);
+    one_request();
     let docs = daemon.documents_with_spans(2, Duration::from_secs(2));
     let seg = &docs[0];
     assert_eq!(seg["name"], "env-service");
     assert_eq!(seg["subsegments"][0]["aws"]["region"], "ap-southeast-2");
+
+    // The plain `host:port` form: UDP and TCP both there.
+    let plain = Daemon::start();
+    set(&[("AWS_XRAY_DAEMON_ADDRESS", Some(&plain.addr().to_string()))]);
+    one_request();
+    assert_eq!(
+        plain.documents_with_spans(2, Duration::from_secs(2)).len(),
+        1
+    );
 
     set(&[("AWS_XRAY_DAEMON_ADDRESS", Some("not-an-address"))]);
     let layer = XRaySubscriber::default();
@@ -79,6 +98,7 @@ fn configured_from_the_environment() {
         s.records_dropped, 4,
         "open, trace, name and close of the segment are counted: {s:?}"
     );
+    assert_eq!(s.spans_dropped, 1, "and the span itself: {s:?}");
     assert!(
         handle.flush(Duration::from_millis(100)).complete,
         "nothing to wait for"

@@ -53,7 +53,9 @@ fn a_million_spans_from_four_threads_are_all_accounted_for() {
         "sent + dropped + unsampled + untraced + lost == produced: {s:?}"
     );
     assert!(s.spans_unsampled > 0 && s.spans_sent > 0, "{s:?}");
-    // What was sent arrived (loopback with a 16 MiB receive buffer).
+    // How much of what was sent arrived is reported, not asserted: loopback
+    // UDP may drop under this load on a busy machine, and the library's own
+    // counts above are what is exact.
     let deadline = Instant::now() + Duration::from_secs(10);
     while receiver.spans() < s.spans_sent && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -128,3 +128,64 @@ fn the_default_rule_takes_the_first_each_second_then_the_rate() {
     assert!((1..=2).contains(&sampled), "{sampled}");
     assert_eq!(handle.stats().spans_unsampled as usize + sampled, n);
 }
+
+#[test]
+fn the_opentelemetry_field_names_work_too() {
+    let (daemon, _) = run(
+        XRaySubscriber::builder()
+            .service_name("orders-api")
+            .sampling_rate(1.0),
+        || {
+            let request = info_span!(
+                "request",
+                http.request.method = "POST",
+                url.full = "https://api.example.com/orders",
+                http.response.status_code = tracing::field::Empty
+            );
+            let _r = request.enter();
+            {
+                let _a = info_span!("a", xray.name = "named by xray.name").entered();
+            }
+            {
+                let _b = info_span!("b", otel.name = "named by otel.name").entered();
+            }
+            request.record("http.response.status_code", 429u64);
+        },
+    );
+    let docs = daemon.documents_with_spans(3, Duration::from_secs(2));
+    let seg = &docs[0];
+    assert_eq!(seg["http"]["request"]["method"], "POST");
+    assert_eq!(
+        seg["http"]["request"]["url"],
+        "https://api.example.com/orders"
+    );
+    assert_eq!(seg["http"]["response"]["status"], 429);
+    assert_eq!(
+        (seg["error"].clone(), seg["throttle"].clone()),
+        (true.into(), true.into())
+    );
+    let names: Vec<&str> = (seg["subsegments"].as_array().unwrap().iter())
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["named by xray.name", "named by otel.name"]);
+}
+
+#[tracing::instrument(err)]
+fn charge(card: &str) -> Result<u64, String> {
+    Err(format!("card {card} declined"))
+}
+
+#[test]
+fn instrument_err_marks_the_span_with_the_error() {
+    let (daemon, _) = run(XRaySubscriber::builder().sampling_rate(1.0), || {
+        let _ = charge("4242");
+    });
+    let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
+    let seg = &docs[0];
+    assert_eq!(seg["name"], "charge");
+    assert_eq!(seg["fault"], true);
+    assert_eq!(
+        seg["cause"]["exceptions"][0]["message"],
+        "card 4242 declined"
+    );
+}
