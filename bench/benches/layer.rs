@@ -13,7 +13,6 @@
 //! pipeline is flushed, so no queue is ever full and no span is dropped.
 
 use std::collections::HashMap;
-use std::hint::black_box;
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,23 +26,15 @@ use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_aws::xray_exporter::XrayExporter;
 use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::info_span;
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id};
 use tracing_core::{Dispatch, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_xray::XRaySubscriber;
+use tracing_xray::{XRayHandle, XRaySubscriber};
+use xray_bench::spans::{NoOp, invocation, one_span};
 
-const HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 const BATCH: u64 = 1_000;
-
-#[inline(never)]
-fn one_span(i: u64) {
-    let span = info_span!("handle_item", item_id = i, status = "ok");
-    let _entered = span.enter();
-    black_box(&span);
-}
 
 /// A socket whose datagrams a thread reads and discards, as a daemon would.
 struct Drained {
@@ -78,9 +69,6 @@ impl Drop for Drained {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
-
-struct NoOp;
-impl<S: Subscriber> Layer<S> for NoOp {}
 
 /// Serializes a span with serde_json and sends it on the caller's thread when it closes.
 struct SyncSend {
@@ -154,12 +142,7 @@ fn ladder_step(
     mut settle: impl FnMut(),
 ) {
     tracing::dispatcher::with_default(&dispatch, || {
-        let invocation = info_span!(
-            target: "lambda_runtime::layers::trace",
-            "Lambda runtime invoke",
-            requestId = "req",
-            xrayTraceId = HEADER
-        );
+        let invocation = invocation();
         let _in = invocation.enter();
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -181,6 +164,25 @@ fn ladder_step(
     });
 }
 
+/// A step with an `XRaySubscriber`, flushed between batches if `flush`;
+/// returns its handle for the stats.
+fn xray_step(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    layer: XRaySubscriber,
+    flush: bool,
+) -> XRayHandle {
+    let handle = layer.handle();
+    let h = handle.clone();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    ladder_step(g, name, dispatch, move || {
+        if flush {
+            h.flush(Duration::from_secs(5));
+        }
+    });
+    handle
+}
+
 fn ladder(c: &mut Criterion) {
     let mut g = c.benchmark_group("span_in_invocation");
     g.throughput(Throughput::Elements(1));
@@ -198,15 +200,7 @@ fn ladder(c: &mut Criterion) {
         .lambda(true)
         .build()
         .unwrap();
-    let handle = layer.handle();
-    ladder_step(
-        &mut g,
-        "2_registry_xray_subscriber",
-        Dispatch::new(tracing_subscriber::registry().with(layer)),
-        || {
-            handle.flush(Duration::from_secs(5));
-        },
-    );
+    let handle = xray_step(&mut g, "2_registry_xray_subscriber", layer, true);
     let stats = handle.stats();
     assert_eq!(
         stats.records_dropped, 0,
@@ -264,12 +258,7 @@ fn invocation_end(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let invocation = info_span!(
-                        target: "lambda_runtime::layers::trace",
-                        "Lambda runtime invoke",
-                        requestId = "req",
-                        xrayTraceId = HEADER
-                    );
+                    let invocation = invocation();
                     {
                         let _in = invocation.enter();
                         for i in 0..10 {
@@ -315,63 +304,30 @@ fn faults(c: &mut Criterion) {
     let build = |b: tracing_xray::Builder| b.lambda(true).report_errors(false);
 
     let daemon = Drained::new();
-    let layer = build(XRaySubscriber::builder().daemon(daemon.addr()))
-        .build()
-        .unwrap();
-    let handle = layer.handle();
-    ladder_step(
-        &mut g,
-        "healthy",
-        Dispatch::new(tracing_subscriber::registry().with(layer)),
-        || {
-            handle.flush(Duration::from_secs(5));
-        },
-    );
+    let layer = build(XRaySubscriber::builder().daemon(daemon.addr()));
+    xray_step(&mut g, "healthy", layer.build().unwrap(), true);
 
     let nobody = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let layer = build(XRaySubscriber::builder().daemon(nobody))
-        .build()
-        .unwrap();
-    let handle = layer.handle();
-    ladder_step(
-        &mut g,
-        "no_daemon_listening",
-        Dispatch::new(tracing_subscriber::registry().with(layer)),
-        || {
-            handle.flush(Duration::from_secs(5));
-        },
-    );
+    let layer = build(XRaySubscriber::builder().daemon(nobody));
+    let handle = xray_step(&mut g, "no_daemon_listening", layer.build().unwrap(), true);
     assert!(handle.stats().send_errors > 0);
 
     let unresolvable = xray_emitter::DaemonAddress::parse("no-such-daemon.invalid:2000").unwrap();
-    let layer = build(XRaySubscriber::builder().daemon_address(unresolvable))
-        .build()
-        .unwrap();
-    let handle = layer.handle();
-    ladder_step(
+    let layer = build(XRaySubscriber::builder().daemon_address(unresolvable));
+    xray_step(
         &mut g,
         "daemon_host_unresolvable",
-        Dispatch::new(tracing_subscriber::registry().with(layer)),
-        || {
-            handle.flush(Duration::from_secs(5));
-        },
+        layer.build().unwrap(),
+        true,
     );
 
     let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
     let gt = gate.clone();
-    let layer = build(XRaySubscriber::builder())
-        .build_with(move || Stall(gt))
-        .unwrap();
-    let handle = layer.handle();
-    ladder_step(
-        &mut g,
-        "sender_stalled_overload",
-        Dispatch::new(tracing_subscriber::registry().with(layer)),
-        || {},
-    );
+    let layer = build(XRaySubscriber::builder()).build_with(move || Stall(gt));
+    let handle = xray_step(&mut g, "sender_stalled_overload", layer.unwrap(), false);
     assert!(
         handle.stats().records_dropped > 0,
         "overloaded: records were dropped"

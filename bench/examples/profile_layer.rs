@@ -1,33 +1,24 @@
 //! A fixed number of spans inside a sampled invocation, for instruction
-//! counts under callgrind (`noop` for the Registry + no-op layer floor):
+//! counts under callgrind (`noop` for the Registry + no-op layer floor).
+//! Counting only inside `one_span` keeps the sender thread, set-up and
+//! flushes out: the total divided by the spans is the caller's cost per span.
 //!
 //! ```text
 //! cargo build --release -p xray-bench --example profile_layer
-//! valgrind --tool=callgrind target/release/examples/profile_layer 100000 xray
-//! valgrind --tool=callgrind target/release/examples/profile_layer 100000 noop
+//! valgrind --tool=callgrind --toggle-collect='xray_bench::spans::one_span' \
+//!     target/release/examples/profile_layer 100000 xray
+//! valgrind --tool=callgrind --toggle-collect='xray_bench::spans::one_span' \
+//!     target/release/examples/profile_layer 100000 noop
 //! ```
 
-use std::hint::black_box;
 use std::time::Duration;
 
-use tracing::info_span;
-use tracing_core::Subscriber;
-use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
-
-struct NoOp;
-impl<S: Subscriber> Layer<S> for NoOp {}
-
-#[inline(never)]
-fn one_span(i: u64) {
-    let span = info_span!("handle_item", item_id = i, status = "ok");
-    let _entered = span.enter();
-    black_box(&span);
-}
+use xray_bench::spans::{NoOp, invocation, one_span};
 
 fn run(n: u64, flush: impl Fn()) {
-    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    let invocation = info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "r", xrayTraceId = header);
+    let invocation = invocation();
     let _in = invocation.enter();
     for i in 0..n {
         one_span(i);

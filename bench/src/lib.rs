@@ -1,5 +1,8 @@
 //! Shared pieces of the benchmarks.
 
+pub mod aws_call;
+pub mod spans;
+
 use xray_emitter::Transport;
 use xray_emitter::socket::Sent;
 
