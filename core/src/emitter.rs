@@ -167,6 +167,9 @@ impl EmitterBuilder {
         T: Transport,
         F: FnOnce() -> T + Send + 'static,
     {
+        // Chosen now, so that a producer's first span does not pay for it
+        // (it reads the environment and runs CPUID).
+        let _ = crate::clock::uses_tsc();
         let shared = Arc::new(Shared::new());
         let thread_shared = shared.clone();
         let table = self.table;

@@ -238,14 +238,8 @@ fn parse_hex(bytes: &[u8]) -> Result<u64, IdError> {
 }
 
 thread_local! {
-    static FAST_STATE: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    static SPREAD: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(SPREAD.fetch_add(1, Ordering::Relaxed));
-    h.finish()
+    /// Seeded from [`secure_random`]: distinct and unpredictable per thread.
+    static FAST_STATE: Cell<u64> = Cell::new(secure_random());
 }
 
 /// wyrand: one add and one 64×64→128 multiply per value, per thread.
