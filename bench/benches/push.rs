@@ -24,8 +24,9 @@ fn records() -> [Record; 2] {
             id,
             Body::Open {
                 parent: Some(parent),
+                trace,
                 time: Ticks(1),
-                name: "work",
+                name: "work".into(),
                 kind: Kind::Local,
             },
         ),

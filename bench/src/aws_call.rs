@@ -22,12 +22,12 @@ pub fn records(trace: TraceId, facade: SegmentId) -> Vec<Record> {
             id,
             Body::Open {
                 parent: Some(facade),
+                trace,
                 time: clock::now(),
-                name: "DynamoDB",
+                name: "DynamoDB".into(),
                 kind: Kind::Aws,
             },
         ),
-        Record::new(id, Body::Trace { trace }),
     ];
     for (key, value) in [
         (Key::Aws("operation"), OPERATION),

@@ -25,12 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         handler,
         Body::Open {
             parent: Some(function_segment),
+            trace,
             time: clock::now(),
-            name: "handler",
+            name: "handler".into(),
             kind: Kind::Local,
         },
     ));
-    emitter.push(Record::new(handler, Body::Trace { trace }));
     emitter.push(Record::new(
         handler,
         Body::Attr {
@@ -44,8 +44,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         call,
         Body::Open {
             parent: Some(handler),
+            trace,
             time: clock::now(),
-            name: "DynamoDB",
+            name: "DynamoDB".into(),
             kind: Kind::Aws,
         },
     ));

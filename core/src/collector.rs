@@ -56,14 +56,14 @@ impl<T: Transport> Collector<T> {
         self.table.apply(record, &self.clock, &mut self.out)
     }
 
-    /// Holds a close back until [`Collector::settle`].
-    pub(crate) fn defer(&mut self, record: &Record) {
-        self.table.defer(record, &self.clock, &mut self.out);
+    /// Whether the next open would evict a span.
+    pub(crate) fn table_full(&self) -> bool {
+        self.table.is_full()
     }
 
-    /// Applies closes held back before the last pass (`all`: every one).
-    pub(crate) fn settle(&mut self, all: bool) {
-        self.table.settle(&self.clock, &mut self.out, all);
+    /// The counters this collector adds to.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// Writes the JSON of the open span `id` as its close at `end` would (its
@@ -86,7 +86,8 @@ impl<T: Transport> Collector<T> {
         self.out.flush();
     }
 
-    /// Reports every open span as in progress and sends everything.
+    /// Reports every open span as in progress (each counted lost: it will
+    /// never be sent complete) and sends everything.
     pub fn finish(&mut self) {
         self.table.report_all_in_progress(&mut self.out);
         self.out.flush();
@@ -97,8 +98,7 @@ impl<T: Transport> Collector<T> {
         self.clock.refresh(max_age);
     }
 
-    /// Forgets every open span, announcement, held close and unsent
-    /// datagram, keeping the memory: a fresh start without allocating (after
+    /// Forgets every open span and unsent datagram, keeping the memory: a fresh start without allocating (after
     /// a bug made the state suspect, or between fuzz inputs). The spans
     /// forgotten are counted as lost.
     pub fn clear(&mut self) {

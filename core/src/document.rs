@@ -102,10 +102,8 @@ pub(crate) fn write_own(
     }
     match span.kind {
         Kind::Segment => {
-            if let Some(trace) = span.trace {
-                w.raw(b",\"trace_id\":");
-                w.trace_id(trace);
-            }
+            w.raw(b",\"trace_id\":");
+            w.trace_id(span.trace);
             if let Some(parent) = span.parent {
                 w.raw(b",\"parent_id\":");
                 w.segment_id(parent);

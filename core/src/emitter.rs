@@ -369,11 +369,14 @@ impl Emitter {
 
     /// Records waiting in the rings.
     pub fn queued(&self) -> usize {
+        self.inner.shared.reap();
         self.inner.shared.queued()
     }
 
-    /// The counters.
+    /// The counters. Once the sender has stopped, records pushed after its
+    /// last pass are counted as dropped here.
     pub fn stats(&self) -> Stats {
+        self.inner.shared.reap();
         self.inner.shared.counters.snapshot()
     }
 

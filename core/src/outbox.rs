@@ -36,6 +36,8 @@ pub(crate) struct Outbox<T> {
     len: usize,
     /// End offset and span count of each datagram.
     ends: ArrayVec<(usize, u64), MAX_BATCH>,
+    /// Span counts of the previous batch, for refusals that come back late.
+    previous: [u64; MAX_BATCH],
     transport: T,
     counters: Arc<Counters>,
 }
@@ -46,6 +48,7 @@ impl<T: Transport> Outbox<T> {
             arena: vec![0u8; ARENA_BYTES].into_boxed_slice(),
             len: 0,
             ends: ArrayVec::new(),
+            previous: [0; MAX_BATCH],
             transport,
             counters,
         }
@@ -128,6 +131,20 @@ impl<T: Transport> Outbox<T> {
             .sum();
         Counters::add(&c.spans_sent, spans - failed);
         Counters::add(&c.spans_lost, failed);
+        // Datagrams of the previous batch counted as sent, refused since:
+        // moved from sent to lost.
+        for i in (0..MAX_BATCH).filter(|&i| sent.late & (1 << i) != 0) {
+            let n = std::mem::take(&mut self.previous[i]);
+            Counters::sub(&c.spans_sent, n);
+            Counters::add(&c.spans_lost, n);
+            Counters::sub(&c.documents_sent, 1);
+        }
+        self.previous = [0; MAX_BATCH];
+        for (i, &(_, n)) in self.ends.iter().enumerate() {
+            if sent.failed & (1 << i) == 0 {
+                self.previous[i] = n;
+            }
+        }
         self.ends.clear();
         self.len = 0;
     }

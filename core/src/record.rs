@@ -6,6 +6,8 @@
 //! [`INLINE`] bytes and the rest follows in [`Body::More`] records; anything
 //! past [`MAX_VALUE_BYTES`] is cut by the producer and counted.
 
+use std::ptr::NonNull;
+
 use crate::clock::Ticks;
 use crate::id::{SegmentId, TraceId};
 
@@ -23,6 +25,62 @@ pub const FLAG_ERROR: u64 = 1;
 pub const FLAG_FAULT: u64 = 2;
 /// `throttle`: the call was throttled (HTTP 429, or a throttling error code).
 pub const FLAG_THROTTLE: u64 = 4;
+
+/// A `&'static str` in 12 bytes instead of 16: with it an open record has
+/// room for its trace and still fits in one cache line.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+pub struct StaticName {
+    ptr: NonNull<u8>,
+    len: u32,
+}
+
+// SAFETY: a `StaticName` is a `&'static str` in other clothes (see `new`),
+// and shared references to immutable static data may cross threads.
+unsafe impl Send for StaticName {}
+// SAFETY: as above.
+unsafe impl Sync for StaticName {}
+
+impl StaticName {
+    /// `name`, cut (at a character boundary) to 4 GiB.
+    #[inline]
+    pub fn new(name: &'static str) -> Self {
+        let name = &name[..floor_char_boundary(name, u32::MAX as usize)];
+        StaticName {
+            ptr: NonNull::from(name.as_bytes()).cast(),
+            len: name.len() as u32,
+        }
+    }
+
+    /// The name.
+    #[inline]
+    pub fn as_str(self) -> &'static str {
+        let (ptr, len) = (self.ptr, self.len);
+        // SAFETY: `ptr` and `len` were taken from a `&'static str` in `new`:
+        // valid UTF-8, never freed, never written.
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr.as_ptr(), len as usize))
+        }
+    }
+}
+
+impl From<&'static str> for StaticName {
+    fn from(name: &'static str) -> Self {
+        StaticName::new(name)
+    }
+}
+
+impl PartialEq for StaticName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for StaticName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
 
 /// What an entity is, which decides its `namespace` and document shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,25 +207,20 @@ pub enum Value {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Body {
     /// The span began. `parent` is the enclosing entity: a span this emitter
-    /// was told about, or an upstream id (such as Lambda's function segment)
-    /// whose trace a [`Body::Trace`] record announced.
+    /// was told about, or an upstream id (such as Lambda's function segment).
+    /// Every open carries its trace, so a span's trace never depends on
+    /// which producer's records the sender happens to read first.
     Open {
         /// The enclosing entity, if any.
         parent: Option<SegmentId>,
+        /// The trace the span belongs to.
+        trace: TraceId,
         /// When it began.
         time: Ticks,
         /// Its name until a [`Key::Name`] value replaces it.
-        name: &'static str,
+        name: StaticName,
         /// What it is.
         kind: Kind,
-    },
-    /// Announces that `record.span` belongs to `trace`: an upstream entity
-    /// (a Lambda invocation's function segment: its children are top-level
-    /// subsegments of that trace) or a segment opened here. Sent once per
-    /// invocation or segment, so spans need not carry the trace themselves.
-    Trace {
-        /// The trace id.
-        trace: TraceId,
     },
     /// A field.
     Attr {
@@ -184,8 +237,7 @@ pub enum Body {
         time: Ticks,
     },
     /// The work under `record.span` (Lambda's function segment) in `trace` is
-    /// over: spans of it still open are reported as in progress now, and the
-    /// announcement of `record.span` is forgotten.
+    /// over: spans of it still open are reported as in progress now.
     EndTrace {
         /// The trace id.
         trace: TraceId,
@@ -270,6 +322,15 @@ pub(crate) fn floor_char_boundary(s: &str, max: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_names_read_back() {
+        for name in ["", "a", "DynamoDB.GetItem", "名前"] {
+            let n = StaticName::new(name);
+            assert_eq!(n.as_str(), name);
+            assert_eq!(n, StaticName::from(name));
+        }
+    }
 
     #[test]
     fn split_reassembles() {

@@ -29,13 +29,24 @@ use crate::ring::Ring;
 use crate::stats::Counters;
 use crate::table::TableConfig;
 
-/// Records about spans not yet open, held for a pass.
-const PENDING: usize = 4096;
+/// Complete passes a close waits after the one it was read in: by then every
+/// ring has been read past everything that happened before the close.
+const CLOSE_WAIT: u8 = 1;
+/// An end of trace waits one pass more than a close: a close of its trace
+/// read in the pass after it may still have happened before it.
+const END_WAIT: u8 = 2;
+/// Complete passes a record about a span not yet open waits for the open;
+/// after that the open is known to be lost (or the span evicted).
+const PENDING_WAIT: u8 = 2;
 
-/// Passes in one step. Producers that never let the rings run dry must not
-/// keep the sender from new rings, the clock, flushes and shutdown, which are
-/// looked at between steps; held closes carry over to the next step.
+/// Passes in one step, unless a flush needs more. Producers that never let
+/// the rings run dry must not keep the sender from the clock, flushes and
+/// shutdown, which are looked at between steps; held records carry over.
 const PASSES: usize = 16;
+
+/// Passes a flush (or the end) makes at least: one that reads everything
+/// enqueued before it, then enough for its ends of traces to be due.
+const SETTLE_PASSES: usize = 1 + END_WAIT as usize;
 
 /// State shared by the handles and the thread.
 #[derive(Debug)]
@@ -46,6 +57,9 @@ pub(crate) struct Shared {
     pub(crate) flushed: Condvar,
     pub(crate) shutdown: AtomicBool,
     pub(crate) running: AtomicBool,
+    /// The sender has read the rings for the last time: what is left in them
+    /// (pushed after the final pass) is counted as dropped by [`Shared::reap`].
+    pub(crate) stopped: AtomicBool,
     pub(crate) thread: OnceLock<Thread>,
     /// Every producer's ring; producers add theirs, the sender removes finished ones.
     pub(crate) rings: Mutex<Vec<Arc<Ring>>>,
@@ -61,6 +75,7 @@ impl Shared {
             flushed: Condvar::new(),
             shutdown: AtomicBool::new(false),
             running: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             thread: OnceLock::new(),
             rings: Mutex::new(Vec::new()),
             rings_version: AtomicU64::new(0),
@@ -79,6 +94,27 @@ impl Shared {
         rings.iter().map(|r| r.len()).sum()
     }
 
+    /// Once the sender has stopped, takes what producers pushed after its
+    /// last pass and counts it as dropped (and each open among it as a
+    /// dropped span), so every record is accounted for whenever the counters
+    /// are read. The rings have no other reader then; the lock keeps two
+    /// callers from reading one at once.
+    pub(crate) fn reap(&self) {
+        if !self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        for ring in rings.iter() {
+            let (mut records, mut opens) = (0u64, 0u64);
+            ring.drain(usize::MAX, |r| {
+                records += 1;
+                opens += u64::from(matches!(r.body, Body::Open { .. }));
+            });
+            self.counters.records_dropped.add(records);
+            self.counters.spans_dropped.add(opens);
+        }
+    }
+
     fn acknowledge(&self, ticket: u64) {
         let mut done = self.flush_done.lock().unwrap_or_else(|p| p.into_inner());
         if ticket > *done {
@@ -90,24 +126,53 @@ impl Shared {
 }
 
 /// The sender's working state besides the collector.
+///
+/// A close is never applied in the pass that read it: records of its span
+/// (fields, children, even its open) may sit in a ring read later in that
+/// pass, or in one read earlier before they were pushed. Everything that
+/// happened before the close was published before the next pass starts, so
+/// once a whole pass has followed, every ring has been read past it. Every
+/// pass reads every ring (the list refreshed at its start) up to the tail it
+/// finds, so every pass counts.
 struct Passes {
     rings: Vec<Arc<Ring>>,
     version: u64,
-    /// Records about spans not open yet, with the number of passes they waited.
+    /// Closes and ends of traces read in earlier passes, with the complete
+    /// passes each still waits.
+    held: Vec<(Record, u8)>,
+    /// Those read in the current pass.
+    fresh: Vec<(Record, u8)>,
+    /// Records about spans not open (yet), with the passes they have waited.
     pending: Vec<(Record, u8)>,
+    /// Scratch lists, kept to reuse their memory.
+    due: Vec<Record>,
     retry: Vec<(Record, u8)>,
     /// Records taken from the rings and not yet counted, kept here rather
     /// than returned so that a step that panics still counts what it took.
     received: u64,
 }
 
+/// Closes in the order their spans ended (a child must close before its
+/// parent to travel nested in it); ends of traces after every close.
+fn end_order(r: &Record) -> u64 {
+    match r.body {
+        Body::Close { time } => time.0,
+        _ => u64::MAX,
+    }
+}
+
 impl Passes {
     fn new() -> Self {
+        // Preallocated for a busy steady state; under a burst the lists grow
+        // once, bounded by what two passes can read: twice the rings' capacity.
         Passes {
             rings: Vec::new(),
             version: u64::MAX,
-            pending: Vec::with_capacity(PENDING),
-            retry: Vec::with_capacity(PENDING),
+            held: Vec::with_capacity(4096),
+            fresh: Vec::with_capacity(4096),
+            pending: Vec::with_capacity(1024),
+            due: Vec::with_capacity(4096),
+            retry: Vec::with_capacity(1024),
             received: 0,
         }
     }
@@ -119,13 +184,13 @@ impl Passes {
         n
     }
 
-    /// Forgets the records held for spans not yet open (after a panic),
-    /// counting them as orphaned.
+    /// Forgets the records held (after a panic), counting them as orphaned.
     fn clear(&mut self, counters: &Counters) {
-        let held = self.pending.len() + self.retry.len();
+        let held = self.held.len() + self.fresh.len() + self.pending.len();
         Counters::add(&counters.records_orphaned, held as u64);
+        self.held.clear();
+        self.fresh.clear();
         self.pending.clear();
-        self.retry.clear();
         self.version = u64::MAX;
     }
 
@@ -149,13 +214,17 @@ impl Passes {
         shared.rings_version.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// One pass over every ring, each read up to its tail. Returns the number
-    /// of records taken.
-    fn pass<T: Transport>(&mut self, collector: &mut Collector<T>, counters: &Counters) -> usize {
+    /// One pass: every ring registered when it starts, each read up to its
+    /// tail, then what became due. Returns the number of records taken.
+    fn pass<T: Transport>(&mut self, shared: &Shared, collector: &mut Collector<T>) -> usize {
+        self.refresh_rings(shared);
         let mut taken = 0;
         let Passes {
             rings,
+            held,
+            fresh,
             pending,
+            due,
             received,
             ..
         } = self;
@@ -163,59 +232,105 @@ impl Passes {
             taken += ring.drain(usize::MAX, |record| {
                 *received += 1;
                 match record.body {
-                    Body::Close { .. } | Body::EndTrace { .. } => collector.defer(record),
-                    _ if collector.try_apply(record) => {}
-                    _ if pending.len() < pending.capacity() => pending.push((*record, 0)),
-                    _ => Counters::add(&counters.records_orphaned, 1),
+                    Body::Close { .. } => fresh.push((*record, CLOSE_WAIT)),
+                    Body::EndTrace { .. } => fresh.push((*record, END_WAIT)),
+                    Body::Open { .. } => {
+                        // Closes held free slots before an open span is
+                        // evicted, the longest held first. Counted: a late
+                        // field of theirs would be orphaned.
+                        for list in [&mut *held, &mut *fresh] {
+                            if collector.table_full() && !list.is_empty() {
+                                Counters::add(
+                                    &collector.counters().closes_settled_early,
+                                    list.len() as u64,
+                                );
+                                due.extend(list.drain(..).map(|(r, _)| r));
+                                Self::apply_due(due, pending, collector);
+                            }
+                        }
+                        collector.try_apply(record);
+                    }
+                    _ => {
+                        if !collector.try_apply(record) {
+                            pending.push((*record, 0));
+                        }
+                    }
                 }
             });
         }
+        self.after_pass(collector, false);
         taken
     }
 
-    /// Retries records of spans that were not open; gives up after two passes.
-    fn retry_pending<T: Transport>(
-        &mut self,
-        collector: &mut Collector<T>,
-        counters: &Counters,
-        final_pass: bool,
-    ) {
+    /// After a complete pass: records of spans that opened in it, then the
+    /// closes and ends of traces whose wait is over. `last`: no pass follows,
+    /// so everything held is applied and what still finds no span is orphaned.
+    fn after_pass<T: Transport>(&mut self, collector: &mut Collector<T>, last: bool) {
         std::mem::swap(&mut self.pending, &mut self.retry);
         for (record, age) in self.retry.drain(..) {
             if collector.try_apply(&record) {
                 continue;
             }
-            if age >= 2 || final_pass {
-                Counters::add(&counters.records_orphaned, 1);
+            if age + 1 >= PENDING_WAIT {
+                Counters::add(&collector.counters().records_orphaned, 1);
             } else {
                 self.pending.push((record, age + 1));
             }
         }
+        let (held, due) = (&mut self.held, &mut self.due);
+        held.retain_mut(|(record, wait)| {
+            *wait = wait.saturating_sub(1);
+            let now = *wait == 0 || last;
+            if now {
+                due.push(*record);
+            }
+            !now
+        });
+        if last {
+            due.extend(self.fresh.drain(..).map(|(r, _)| r));
+        }
+        Self::apply_due(&mut self.due, &mut self.pending, collector);
+        self.held.append(&mut self.fresh);
+        if last {
+            for (record, _) in self.pending.drain(..) {
+                if !collector.try_apply(&record) {
+                    Counters::add(&collector.counters().records_orphaned, 1);
+                }
+            }
+        }
     }
 
-    /// Passes until the rings are empty (at most [`PASSES`]), each followed
-    /// by the closes of the one before; `complete` then settles everything
-    /// seen (a flush, the end).
+    /// Applies `due` in end order; a close whose span is not open waits in
+    /// `pending` for its open (read late, or lost).
+    fn apply_due<T: Transport>(
+        due: &mut Vec<Record>,
+        pending: &mut Vec<(Record, u8)>,
+        collector: &mut Collector<T>,
+    ) {
+        due.sort_unstable_by_key(end_order);
+        for record in due.drain(..) {
+            if !collector.try_apply(&record) {
+                pending.push((record, 0));
+            }
+        }
+    }
+
+    /// Passes until the rings are empty (at most [`PASSES`]); `complete`
+    /// (a flush, the end) makes at least [`SETTLE_PASSES`], so that
+    /// everything enqueued before it is read and settled.
     fn step<T: Transport>(
         &mut self,
         shared: &Shared,
         collector: &mut Collector<T>,
         complete: bool,
     ) {
-        self.refresh_rings(shared);
         collector.refresh_clock(Duration::from_millis(50));
-        let counters = &shared.counters;
-        for _ in 0..PASSES {
-            let pass = self.pass(collector, counters);
-            self.retry_pending(collector, counters, false);
-            collector.settle(false);
-            if pass == 0 {
+        let least = if complete { SETTLE_PASSES } else { 1 };
+        for done in 1..=PASSES {
+            let taken = self.pass(shared, collector);
+            if taken == 0 && done >= least {
                 break;
             }
-        }
-        if complete {
-            collector.settle(true);
-            self.retry_pending(collector, counters, false);
         }
         collector.send();
         self.forget_finished(shared);
@@ -255,12 +370,13 @@ pub(crate) fn run<T: Transport>(
         if stopping {
             let _ = catch_unwind(AssertUnwindSafe(|| {
                 passes.step(&shared, &mut collector, true);
-                passes.retry_pending(&mut collector, &shared.counters, true);
+                passes.after_pass(&mut collector, true);
                 collector.finish();
             }));
             passes.count_received(&shared.counters);
-            // Pushed between the last drain and producers seeing the shutdown.
-            shared.counters.records_dropped.add(shared.queued() as u64);
+            // Pushed between the last pass and producers seeing the shutdown.
+            shared.stopped.store(true, Ordering::Release);
+            shared.reap();
             shared.running.store(false, Ordering::Release);
             shared.acknowledge(u64::MAX);
             return;

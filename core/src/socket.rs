@@ -2,10 +2,18 @@
 //!
 //! Several datagrams go out per syscall with `sendmmsg` where the OS has it,
 //! one `send` each otherwise. The socket is connected, so an ICMP
-//! port-unreachable from a missing daemon comes back as an error on a later
-//! send and is counted instead of vanishing. A host that does not resolve is
-//! retried every few seconds. Errors are printed to stderr at most once a
-//! minute, never through `tracing`: this layer must not feed itself.
+//! port-unreachable from a missing daemon comes back instead of vanishing.
+//! On Linux the socket asks for each such error with the refused datagram's
+//! first bytes (`IP_RECVERR`, read with `MSG_ERRQUEUE` after every send), so
+//! the refused datagram itself, not the one being sent when the error
+//! surfaced, is counted lost; elsewhere a refusal is charged to the last
+//! datagram sent. Errors are printed to stderr at most once a minute, never
+//! through `tracing`: this layer must not feed itself.
+//!
+//! A host name may resolve to several addresses (`localhost` is often `::1`
+//! first while the daemon listens on 127.0.0.1): a refusal moves on to the
+//! next one, and once every one has refused the name is resolved again, on a
+//! helper thread ([`crate::resolver`]) so the sender never waits on DNS.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,15 +22,19 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::address::HostPort;
+use crate::resolver::{Addrs, Resolver};
 
 /// Most datagrams handed to the OS in one call.
 pub const MAX_BATCH: usize = 64;
 // `Sent::failed` has one bit per datagram of a batch.
 const _: () = assert!(MAX_BATCH <= u64::BITS as usize);
 
-const RESOLVE_RETRY: Duration = Duration::from_secs(5);
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 const SEND_TIMEOUT: Duration = Duration::from_millis(20);
+/// How long the sender waits, once, for the first resolution of a host name.
+const FIRST_RESOLUTION: Duration = Duration::from_millis(100);
+/// Bytes of a refused datagram compared with those sent late.
+const FINGERPRINT_BYTES: usize = 256;
 
 /// Where datagrams go: a fixed address, or a host name resolved (again) on demand.
 #[derive(Clone, Debug)]
@@ -36,7 +48,7 @@ pub enum Target {
 /// What one batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sent {
-    /// Datagrams the OS accepted.
+    /// Datagrams the OS accepted and no refusal was seen for.
     pub datagrams: usize,
     /// Their bytes.
     pub bytes: usize,
@@ -44,9 +56,21 @@ pub struct Sent {
     pub errors: usize,
     /// Bit `i` is set when datagram `i` of the first [`MAX_BATCH`] failed.
     pub failed: u64,
+    /// Bit `i` is set when datagram `i` of the previous batch, counted as
+    /// sent then, was refused since.
+    pub late: u64,
 }
 
 impl Sent {
+    /// Every one of `datagrams` accepted: what a transport that cannot fail reports.
+    pub fn all(datagrams: &[&[u8]]) -> Sent {
+        Sent {
+            datagrams: datagrams.len(),
+            bytes: datagrams.iter().map(|d| d.len()).sum(),
+            ..Sent::default()
+        }
+    }
+
     fn fail(&mut self, index: usize) {
         self.errors += 1;
         if index < u64::BITS as usize {
@@ -82,12 +106,41 @@ impl ErrorLog {
     }
 }
 
+/// The datagrams of the batch being sent: which the OS took, which came back refused.
+#[derive(Clone, Copy)]
+struct Batch {
+    accepted: u64,
+    refused: u64,
+    /// Fingerprints of the previous batch's datagrams counted as sent (0: none).
+    previous: [u64; MAX_BATCH],
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            accepted: 0,
+            refused: 0,
+            previous: [0; MAX_BATCH],
+        }
+    }
+}
+
 /// A connected UDP socket with preallocated `sendmmsg` state.
 pub struct DaemonSocket {
     target: Target,
+    addrs: Addrs,
+    /// The address in use, an index into `addrs`.
+    current: usize,
+    /// Addresses that refused since one last took a datagram without refusal.
+    refusing: usize,
+    resolver: Option<Resolver>,
     socket: Option<Socket>,
-    next_resolve: Option<Instant>,
+    /// The socket reports refusals with the datagram (`IP_RECVERR`).
+    error_queue: bool,
+    batch: Batch,
     log: ErrorLog,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    errors: errqueue::Reader,
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     mmsg: mmsg::Batch,
 }
@@ -96,56 +149,128 @@ impl std::fmt::Debug for DaemonSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DaemonSocket")
             .field("target", &self.target)
+            .field("addrs", &self.addrs)
             .field("connected", &self.socket.is_some())
             .finish()
     }
 }
 
 impl DaemonSocket {
-    /// A socket for `target`; nothing is resolved or opened until the first send.
+    /// A socket for `target`. A host name starts resolving on a helper
+    /// thread now; nothing is opened until the first send.
     pub fn new(target: Target, report_errors: bool) -> Self {
+        let (addrs, resolver) = match &target {
+            Target::Addr(a) => (std::iter::once(*a).collect(), None),
+            Target::Host(h) => match literal(h) {
+                Some(a) => (std::iter::once(a).collect(), None),
+                None => (Addrs::new(), Some(Resolver::start(h.clone()))),
+            },
+        };
         DaemonSocket {
             target,
+            addrs,
+            current: 0,
+            refusing: 0,
+            resolver,
             socket: None,
-            next_resolve: None,
+            error_queue: false,
+            batch: Batch::default(),
             log: ErrorLog {
                 enabled: report_errors,
                 last_report: None,
                 unreported: 0,
             },
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            errors: errqueue::Reader::new(),
             #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
             mmsg: mmsg::Batch::new(),
         }
     }
 
+    /// A socket trying each of `addrs` in turn (tests of the rotation).
+    #[cfg(test)]
+    fn with_addrs(addrs: &[SocketAddr]) -> Self {
+        let mut s = DaemonSocket::new(Target::Addr(addrs[0]), false);
+        s.addrs = addrs.iter().copied().collect();
+        s
+    }
+
+    /// The address datagrams go to now.
+    pub fn current_address(&self) -> Option<SocketAddr> {
+        self.addrs.get(self.current).copied()
+    }
+
+    /// Takes a new resolution if the helper has one; never waits but once,
+    /// bounded, for the very first.
+    fn refresh_addrs(&mut self) {
+        let Some(resolver) = &mut self.resolver else {
+            return;
+        };
+        let answer = match resolver.first(FIRST_RESOLUTION) {
+            Some(a) => Some(a),
+            None => resolver.poll(),
+        };
+        match answer {
+            Some(Ok(addrs)) => {
+                let now = self.current_address();
+                // Keep the working address if it is still among the answers.
+                self.current = now
+                    .and_then(|a| addrs.iter().position(|b| *b == a))
+                    .unwrap_or(0);
+                if addrs.get(self.current) != now.as_ref() {
+                    self.drop_socket();
+                }
+                self.addrs = addrs;
+                self.refusing = 0;
+            }
+            // The last good addresses stay; a later request tries again.
+            Some(Err(e)) => {
+                let _ = self.log.note("resolve", &e);
+            }
+            None => {}
+        }
+    }
+
     fn connect(&mut self) -> io::Result<&Socket> {
+        self.refresh_addrs();
         if self.socket.is_none() {
-            if self.next_resolve.is_some_and(|t| Instant::now() < t) {
+            let Some(addr) = self.current_address() else {
+                if let Some(r) = &mut self.resolver {
+                    r.request();
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "daemon address not resolved",
                 ));
-            }
-            let opened = self.open();
-            if opened.is_err() {
-                self.next_resolve = Some(Instant::now() + RESOLVE_RETRY);
-            }
-            self.socket = Some(opened?);
+            };
+            let socket = open(addr)?;
+            self.error_queue = enable_error_queue(&socket, addr);
+            self.socket = Some(socket);
         }
         self.socket
             .as_ref()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no socket"))
     }
 
-    fn open(&self) -> io::Result<Socket> {
-        let addr = match &self.target {
-            Target::Addr(a) => *a,
-            Target::Host(h) => h.resolve()?,
-        };
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        socket.set_write_timeout(Some(SEND_TIMEOUT))?;
-        socket.connect(&SockAddr::from(addr))?;
-        Ok(socket)
+    fn drop_socket(&mut self) {
+        self.socket = None;
+        self.batch.previous = [0; MAX_BATCH];
+    }
+
+    /// A refusal came back: the next address (if there is another), and a
+    /// new resolution once every address has refused.
+    fn refused(&mut self, err: &io::Error) {
+        let _ = self.log.note("daemon", err);
+        self.refusing += 1;
+        if self.addrs.len() > 1 {
+            self.current = (self.current + 1) % self.addrs.len();
+            self.drop_socket();
+        }
+        if self.refusing >= self.addrs.len()
+            && let Some(r) = &mut self.resolver
+        {
+            r.request();
+        }
     }
 
     /// Sends every datagram; a failure of one does not stop the others.
@@ -158,6 +283,7 @@ impl DaemonSocket {
             sent.errors += r.errors;
             if i == 0 {
                 sent.failed = r.failed;
+                sent.late = r.late;
             }
         }
         sent
@@ -166,80 +292,192 @@ impl DaemonSocket {
     /// One `send` per datagram: the path where `sendmmsg` does not exist, and
     /// the baseline the benchmarks compare it with.
     pub fn send_each(&mut self, datagrams: &[&[u8]]) -> Sent {
+        let batch = &datagrams[..datagrams.len().min(MAX_BATCH)];
+        self.begin_batch();
         let mut sent = Sent::default();
-        for (i, d) in datagrams.iter().enumerate() {
+        let mut retried = usize::MAX;
+        let mut next = 0;
+        while next < batch.len() {
             let result = match self.connect() {
-                Ok(s) => send_one(s, d),
+                Ok(s) => s.send(batch[next]).map(|_| ()),
                 Err(e) => Err(e),
             };
             match result {
-                Ok(refused) => {
-                    sent.datagrams += 1;
-                    sent.bytes += d.len();
-                    if let Some(e) = refused {
-                        sent.errors += 1;
-                        let _ = self.log.note("send", &e);
-                    }
+                Ok(()) => {
+                    self.batch.accepted |= 1 << next;
+                    next += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && retried != next => {
+                    // About an earlier datagram; this one was not sent yet.
+                    retried = next;
+                    self.charge_refusal(next, &mut sent, &e);
                 }
                 Err(e) => {
-                    sent.fail(i);
-                    self.failed("send", &e);
+                    sent.fail(next);
+                    next += 1;
+                    if self.failed("send", &e) {
+                        (next..batch.len()).for_each(|i| sent.fail(i));
+                        break;
+                    }
                 }
             }
+            self.read_refusals(batch, &mut sent);
+        }
+        self.end_batch(batch, sent)
+    }
+
+    fn begin_batch(&mut self) {
+        self.batch.accepted = 0;
+        self.batch.refused = 0;
+    }
+
+    /// Counts what the OS took and no refusal came back for, and remembers
+    /// their fingerprints for refusals that come back later.
+    fn end_batch(&mut self, batch: &[&[u8]], mut sent: Sent) -> Sent {
+        if let Some(socket) = &self.socket
+            && !self.error_queue
+            && let Ok(Some(e)) = socket.take_error()
+        {
+            // The last datagram's refusal, where no error queue names it.
+            self.charge_refusal(batch.len(), &mut sent, &e);
+        }
+        self.read_refusals(batch, &mut sent);
+        let ok = self.batch.accepted & !self.batch.refused;
+        self.batch.previous = [0; MAX_BATCH];
+        for (i, d) in batch.iter().enumerate() {
+            if ok & (1 << i) != 0 {
+                sent.datagrams += 1;
+                sent.bytes += d.len();
+                self.batch.previous[i] = fingerprint(d);
+            }
+        }
+        if ok != 0 {
+            self.refusing = 0;
         }
         sent
     }
 
-    fn failed(&mut self, what: &str, err: &io::Error) {
+    /// A refusal without the datagram it is about: charged to the last one
+    /// accepted before `next` (or to the previous batch's last).
+    fn charge_refusal(&mut self, next: usize, sent: &mut Sent, e: &io::Error) {
+        let before = self.batch.accepted & !self.batch.refused & mask_below(next);
+        if before != 0 {
+            let i = 63 - before.leading_zeros() as usize;
+            self.batch.refused |= 1 << i;
+            sent.fail(i);
+        } else if let Some(i) = self.batch.previous.iter().rposition(|&f| f != 0) {
+            self.batch.previous[i] = 0;
+            sent.late |= 1 << i;
+            sent.errors += 1;
+        } else {
+            sent.errors += 1;
+        }
+        self.refused(e);
+    }
+
+    /// Reads the refusals the error queue holds and marks their datagrams.
+    fn read_refusals(&mut self, batch: &[&[u8]], sent: &mut Sent) {
+        if !self.error_queue {
+            return;
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::os::fd::AsRawFd;
+            let Some(fd) = self.socket.as_ref().map(|s| s.as_raw_fd()) else {
+                return;
+            };
+            let mut any = false;
+            while let Some(payload) = self.errors.next(fd) {
+                any = true;
+                let candidates = self.batch.accepted & !self.batch.refused;
+                let here = (0..batch.len()).find(|&i| {
+                    candidates & (1 << i) != 0
+                        && batch[i].len() >= payload.len()
+                        && batch[i][..payload.len()] == *payload
+                });
+                if let Some(i) = here {
+                    self.batch.refused |= 1 << i;
+                    sent.fail(i);
+                    continue;
+                }
+                let print = fingerprint(payload);
+                let earlier = self.batch.previous.iter().position(|&f| f == print);
+                if let Some(i) = earlier {
+                    self.batch.previous[i] = 0;
+                    sent.late |= 1 << i;
+                }
+                sent.errors += 1;
+            }
+            if any {
+                self.refused(&io::Error::from(io::ErrorKind::ConnectionRefused));
+            }
+        }
+    }
+
+    /// Notes a send error; returns whether the socket was dropped (then the
+    /// rest of the batch must not use its file descriptor, which another
+    /// thread may already have reused).
+    fn failed(&mut self, what: &str, err: &io::Error) -> bool {
+        let _ = self.log.note(what, err);
         // Resolution and connection problems are retried on a later batch.
         if matches!(
             err.kind(),
             io::ErrorKind::NotConnected | io::ErrorKind::NotFound | io::ErrorKind::AddrNotAvailable
         ) {
-            self.socket = None;
+            self.drop_socket();
+            if let Some(r) = &mut self.resolver {
+                r.request();
+            }
+            return true;
         }
-        let _ = self.log.note(what, err);
+        false
     }
 
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     fn send_batch(&mut self, batch: &[&[u8]]) -> Sent {
         use std::os::fd::AsRawFd;
-        let fd = match self.connect() {
-            Ok(s) => s.as_raw_fd(),
-            Err(e) => {
-                self.failed("resolve", &e);
-                let mut sent = Sent::default();
-                (0..batch.len()).for_each(|i| sent.fail(i));
-                return sent;
-            }
-        };
+        let batch = &batch[..batch.len().min(MAX_BATCH)];
+        self.begin_batch();
         let mut sent = Sent::default();
         let mut next = 0;
         let mut retried = usize::MAX;
         while next < batch.len() {
+            let fd = match self.connect() {
+                Ok(s) => s.as_raw_fd(),
+                Err(e) => {
+                    self.failed("resolve", &e);
+                    (next..batch.len()).for_each(|i| sent.fail(i));
+                    break;
+                }
+            };
             match self.mmsg.send(fd, &batch[next..]) {
                 Ok(n) => {
-                    sent.datagrams += n;
-                    sent.bytes += batch[next..next + n].iter().map(|d| d.len()).sum::<usize>();
+                    self.batch.accepted |= mask_below(next + n) & !mask_below(next);
                     next += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && retried != next => {
-                    // The refusal reports an ICMP error for an earlier datagram and
-                    // consumed it; this one was not sent yet, so try it once more.
+                    // The refusal of an earlier datagram surfaced here; this
+                    // one was not sent yet, so it is tried once more.
                     retried = next;
-                    let _ = self.log.note("sendmmsg", &e);
-                    sent.errors += 1;
+                    if !self.error_queue {
+                        self.charge_refusal(next, &mut sent, &e);
+                    }
                 }
                 Err(e) => {
                     // The first datagram not yet sent failed: count it and go on.
                     sent.fail(next);
                     next += 1;
-                    self.failed("sendmmsg", &e);
+                    if self.failed("sendmmsg", &e) {
+                        (next..batch.len()).for_each(|i| sent.fail(i));
+                        break;
+                    }
                 }
             }
+            self.read_refusals(batch, &mut sent);
         }
-        sent
+        self.end_batch(batch, sent)
     }
 
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
@@ -248,19 +486,102 @@ impl DaemonSocket {
     }
 }
 
-/// Sends one datagram; `Ok(Some(e))` when it went out after the socket
-/// reported a refusal of an earlier one.
-fn send_one(socket: &Socket, datagram: &[u8]) -> io::Result<Option<io::Error>> {
-    let mut refused = None;
-    loop {
-        match socket.send(datagram) {
-            Ok(_) => return Ok(refused),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // An ICMP error about an earlier datagram: this one was not sent yet.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refused.is_none() => {
-                refused = Some(e)
+/// Bits `0..n`.
+fn mask_below(n: usize) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+/// An IP literal needs no resolver.
+fn literal(h: &HostPort) -> Option<SocketAddr> {
+    let host = h.host().trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    Some(SocketAddr::new(ip, h.port()))
+}
+
+fn open(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_write_timeout(Some(SEND_TIMEOUT))?;
+    socket.connect(&SockAddr::from(addr))?;
+    Ok(socket)
+}
+
+/// FNV-1a over the first bytes of a datagram, as an error queue returns them.
+fn fingerprint(d: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in &d[..d.len().min(FINGERPRINT_BYTES)] {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h | 1
+}
+
+/// Asks the kernel to queue ICMP errors with the datagram they are about.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn enable_error_queue(socket: &Socket, addr: SocketAddr) -> bool {
+    use std::os::fd::AsRawFd;
+    let (level, name) = match addr {
+        SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_RECVERR),
+        SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVERR),
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and a pointer to a live `c_int`
+    // with its size, as `setsockopt` expects for this option.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    r == 0
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn enable_error_queue(_: &Socket, _: SocketAddr) -> bool {
+    false
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod errqueue {
+    use std::os::fd::RawFd;
+
+    /// Bytes of a refused datagram read back (the kernel quotes about 520
+    /// over IPv4 and 1,184 over IPv6).
+    const QUOTE: usize = 2048;
+
+    /// Reads `MSG_ERRQUEUE` into one buffer reused for every call.
+    pub(super) struct Reader {
+        buf: Box<[u8; QUOTE]>,
+        len: usize,
+    }
+
+    impl Reader {
+        pub(super) fn new() -> Self {
+            Reader {
+                buf: Box::new([0; QUOTE]),
+                len: 0,
             }
-            Err(e) => return Err(e),
+        }
+
+        /// The first bytes of the next refused datagram, if one is queued.
+        pub(super) fn next(&mut self, fd: RawFd) -> Option<&[u8]> {
+            let mut iov = libc::iovec {
+                iov_base: self.buf.as_mut_ptr().cast(),
+                iov_len: QUOTE,
+            };
+            // SAFETY: all-zero bytes are a valid `msghdr` (null pointers, zero lengths).
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            // SAFETY: `msg` points at one iovec describing `self.buf`, which
+            // lives through the call; no control buffer is given.
+            let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+            if n < 0 {
+                return None;
+            }
+            self.len = (n as usize).min(QUOTE);
+            Some(&self.buf[..self.len])
         }
     }
 }
@@ -276,6 +597,11 @@ mod mmsg {
     pub(super) struct Batch {
         headers: Box<[libc::mmsghdr; MAX_BATCH]>,
         iovecs: Box<[libc::iovec; MAX_BATCH]>,
+        /// Calls made, and an error the next one returns (tests).
+        #[cfg(test)]
+        pub(super) calls: usize,
+        #[cfg(test)]
+        pub(super) fail_next: Option<io::ErrorKind>,
     }
 
     impl Batch {
@@ -284,12 +610,26 @@ mod mmsg {
             // bytes (null pointers, zero lengths) are a valid value.
             let (headers, iovecs) =
                 unsafe { (Box::new(std::mem::zeroed()), Box::new(std::mem::zeroed())) };
-            Batch { headers, iovecs }
+            Batch {
+                headers,
+                iovecs,
+                #[cfg(test)]
+                calls: 0,
+                #[cfg(test)]
+                fail_next: None,
+            }
         }
 
         /// Sends up to `MAX_BATCH` datagrams on the connected socket `fd`;
         /// returns how many the kernel took.
         pub(super) fn send(&mut self, fd: RawFd, datagrams: &[&[u8]]) -> io::Result<usize> {
+            #[cfg(test)]
+            {
+                self.calls += 1;
+                if let Some(kind) = self.fail_next.take() {
+                    return Err(io::Error::from(kind));
+                }
+            }
             let n = datagrams.len().min(MAX_BATCH);
             // One raw pointer for the whole array: taking `&mut self.iovecs[i]`
             // per entry would, under Rust's aliasing rules, invalidate the
@@ -374,13 +714,62 @@ mod tests {
         assert_eq!(log.unreported, 0);
     }
 
+    fn closed_port() -> SocketAddr {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    }
+
+    #[test]
+    fn refused_datagrams_are_the_ones_counted_failed() {
+        let mut s = DaemonSocket::new(Target::Addr(closed_port()), false);
+        let payloads: Vec<Vec<u8>> = (0..1000).map(|i| format!("d{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+        let (mut ok, mut failed) = (0, 0);
+        for chunk in refs.chunks(MAX_BATCH) {
+            let sent = s.send(chunk);
+            ok += sent.datagrams;
+            failed += sent.failed.count_ones() as usize;
+        }
+        // Loopback answers every datagram with a port unreachable at once.
+        assert!(ok <= 50, "{ok} of 1000 datagrams to a closed port counted sent");
+        assert!(failed >= 900, "only {failed} of 1000 counted failed");
+    }
+
+    #[test]
+    fn a_refusing_address_gives_way_to_the_next() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut s = DaemonSocket::with_addrs(&[closed_port(), rx.local_addr().unwrap()]);
+        let mut delivered = 0;
+        for i in 0..20 {
+            let d = format!("datagram {i}");
+            delivered += s.send(&[d.as_bytes()]).datagrams;
+        }
+        assert_eq!(s.current_address(), Some(rx.local_addr().unwrap()));
+        assert!(delivered >= 19, "after the first refusal, the next address takes them");
+        let mut buf = [0u8; 64];
+        assert!(rx.recv(&mut buf).is_ok());
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    #[test]
+    fn a_batch_stops_when_its_socket_is_dropped() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut s = DaemonSocket::new(Target::Addr(rx.local_addr().unwrap()), false);
+        s.send(&[b"warm".as_slice()]);
+        let calls = s.mmsg.calls;
+        s.mmsg.fail_next = Some(io::ErrorKind::NotConnected);
+        let batch = [b"a".as_slice(), b"b", b"c", b"d"];
+        let sent = s.send(&batch);
+        assert_eq!(s.mmsg.calls, calls + 1, "no call with the dropped socket's descriptor");
+        assert_eq!(sent.failed, 0b1111, "the whole batch is counted failed");
+        assert_eq!(sent.datagrams, 0);
+        assert_eq!(s.send(&batch).datagrams, 4, "the next batch reconnects");
+    }
+
     #[test]
     fn missing_daemon_is_counted() {
-        let port = {
-            let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap()
-        };
-        let mut s = DaemonSocket::new(Target::Addr(port), false);
+        let mut s = DaemonSocket::new(Target::Addr(closed_port()), false);
         let mut errors = 0;
         for _ in 0..20 {
             errors += s.send(&[b"x".as_slice()]).errors;

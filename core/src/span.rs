@@ -47,7 +47,7 @@ struct Pending {
 pub(crate) struct Span {
     pub(crate) id: SegmentId,
     pub(crate) parent: Option<SegmentId>,
-    pub(crate) trace: Option<TraceId>,
+    pub(crate) trace: TraceId,
     pub(crate) kind: Kind,
     pub(crate) name: &'static str,
     name_text: Option<(u32, u32)>,
@@ -71,7 +71,7 @@ impl Span {
         Span {
             id: SegmentId::from_u64(1).unwrap_or_else(|| unreachable!()),
             parent: None,
-            trace: None,
+            trace: TraceId::from_parts(1, 0, 0),
             kind: Kind::Local,
             name: "",
             name_text: None,
@@ -92,7 +92,7 @@ impl Span {
         &mut self,
         id: SegmentId,
         parent: Option<SegmentId>,
-        trace: Option<TraceId>,
+        trace: TraceId,
         kind: Kind,
         name: &'static str,
         start: u64,

@@ -39,7 +39,7 @@ macro_rules! counters {
 counters! {
     /// Records the sender took from the queue.
     records_received,
-    /// Datagrams handed to the socket (one document each).
+    /// Datagrams handed to the socket (one document each) and not refused.
     documents_sent,
     /// Bytes handed to the socket, headers included.
     bytes_sent,
@@ -53,15 +53,23 @@ counters! {
     /// Spans reported with `in_progress: true` because their trace ended or
     /// the table of open spans was full.
     spans_in_progress,
-    /// Open spans pushed out of a full table (reported in progress first).
+    /// Open spans pushed out of a full table (reported in progress first;
+    /// also counted in `spans_lost`, as they are never sent complete).
     spans_evicted,
-    /// Spans that could not be sent: their open or trace record was lost, or
-    /// the datagram carrying them was refused.
+    /// Spans that reached the sender and were not sent complete: evicted,
+    /// still open at shutdown, too large for a datagram even trimmed, or in a
+    /// datagram the daemon refused.
     spans_lost,
     /// Records about spans the sender does not know (their open record was lost
     /// or they were evicted).
     records_orphaned,
-    /// Documents the socket refused (or the daemon address could not be resolved).
+    /// Closes applied before a whole pass over the rings had followed them,
+    /// because the table of open spans was full: their spans are sent, but a
+    /// field of theirs still in another ring then counts as orphaned, and a
+    /// child closing late travels on its own instead of nested.
+    closes_settled_early,
+    /// Datagrams refused by the daemon's host (ICMP port unreachable) or
+    /// not sent (no address, a socket error).
     send_errors,
     /// Flushes that returned because the timeout elapsed first.
     flush_timeouts;
@@ -83,6 +91,12 @@ impl Counters {
     #[inline]
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes back a count made too early (a datagram refused after it was
+    /// counted as sent).
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
     }
 }
 

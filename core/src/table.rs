@@ -22,9 +22,6 @@ use crate::record::{Body, Record};
 use crate::span::Span;
 use crate::stats::Counters;
 
-/// Closes held back at once; past this they are applied as they come.
-const DEFERRED: usize = 4096;
-
 /// Closed children kept per child buffer before the next ones go on their own.
 const MAX_CHILDREN: usize = 256;
 /// Bytes of closed children one parent nests: half a document, leaving room
@@ -41,9 +38,6 @@ pub struct TableConfig {
     pub text_bytes: usize,
     /// Spans with closed children waiting to be nested, at once.
     pub child_buffers: usize,
-    /// Traces announced at once (open invocations and segments); past this
-    /// the oldest announcement is forgotten.
-    pub traces: usize,
 }
 
 impl Default for TableConfig {
@@ -52,7 +46,6 @@ impl Default for TableConfig {
             open_spans: 1024,
             text_bytes: 2048,
             child_buffers: 16,
-            traces: 256,
         }
     }
 }
@@ -87,21 +80,12 @@ pub(crate) struct SpanTable {
     slots: Vec<Span>,
     free: Vec<u32>,
     index: HashMap<SegmentId, u32, BuildHasherDefault<IdHasher>>,
-    /// Announcements kept at once.
-    max_traces: usize,
     children: Vec<Children>,
     free_children: Vec<u32>,
-    /// Announced traces, by upstream id, and their order for eviction.
-    traces: HashMap<SegmentId, TraceId, BuildHasherDefault<IdHasher>>,
-    trace_order: std::collections::VecDeque<SegmentId>,
     scratch: Box<[u8]>,
     seq: u64,
     /// The last span looked up: its records usually come one after another.
     last: Option<(SegmentId, u32)>,
-    /// Closes held back until the rings have been read once more (see the
-    /// sender), and those of the pass before, now due.
-    deferred: Vec<Record>,
-    due: Vec<Record>,
     counters: Arc<Counters>,
 }
 
@@ -121,13 +105,11 @@ impl SpanTable {
         let open = config.open_spans.clamp(1, 1 << 20);
         let text_bytes = config.text_bytes.min(1 << 20);
         let child_buffers = config.child_buffers.min(4096);
-        let max_traces = config.traces.clamp(1, 1 << 20);
         SpanTable {
             slots: (0..open).map(|_| Span::with_capacity(text_bytes)).collect(),
             free: (0..open as u32).rev().collect(),
             // Twice the spans: a map kept under half full stays fast.
             index: HashMap::with_capacity_and_hasher(2 * open, BuildHasherDefault::default()),
-            max_traces,
             children: (0..child_buffers)
                 .map(|_| Children {
                     bytes: Vec::with_capacity(CHILDREN_MAX),
@@ -135,22 +117,14 @@ impl SpanTable {
                 })
                 .collect(),
             free_children: (0..child_buffers as u32).rev().collect(),
-            traces: HashMap::with_capacity_and_hasher(
-                2 * max_traces,
-                BuildHasherDefault::default(),
-            ),
-            trace_order: std::collections::VecDeque::with_capacity(max_traces),
             scratch: vec![0u8; ENTITY_MAX].into_boxed_slice(),
             seq: 0,
             last: None,
-            // Twice the bound: `settle(all)` joins both lists without growing one.
-            deferred: Vec::with_capacity(2 * DEFERRED),
-            due: Vec::with_capacity(2 * DEFERRED),
             counters,
         }
     }
 
-    /// Forgets every span, announcement and held close, keeping the memory;
+    /// Forgets every span, keeping the memory;
     /// returns how many spans (open, or closed and waiting in a parent's
     /// buffer) were forgotten.
     pub(crate) fn clear(&mut self) -> u64 {
@@ -171,10 +145,6 @@ impl SpanTable {
         self.free_children.clear();
         self.free_children
             .extend((0..self.children.len() as u32).rev());
-        self.traces.clear();
-        self.trace_order.clear();
-        self.deferred.clear();
-        self.due.clear();
         self.last = None;
         self.seq = 0;
         held
@@ -183,6 +153,11 @@ impl SpanTable {
     /// Spans open now.
     pub(crate) fn open_spans(&self) -> usize {
         self.index.len()
+    }
+
+    /// Whether an open would have to evict a span to find a slot.
+    pub(crate) fn is_full(&self) -> bool {
+        self.free.is_empty()
     }
 
     /// Applies one record; documents that become complete go to `out`.
@@ -198,45 +173,27 @@ impl SpanTable {
         match record.body {
             Body::Open {
                 parent,
+                trace,
                 time,
                 name,
                 kind,
             } => {
                 if let Some(old) = self.index.get(&id).copied() {
                     // The id is taken: the older span's close must have been lost.
-                    self.report_in_progress(old, out);
-                    self.release(old);
-                    Counters::add(&self.counters.spans_evicted, 1);
+                    self.evict(old, out);
                 }
-                let trace = self.trace_for(id, parent);
                 if self.free.is_empty() {
-                    // Spans whose close is only held back are not open: settle them first.
-                    self.settle(clock, out, true);
+                    let oldest = self.oldest();
+                    self.evict(oldest, out);
                 }
-                let slot = match self.free.pop() {
-                    Some(slot) => slot,
-                    None => {
-                        let oldest = self.oldest();
-                        self.report_in_progress(oldest, out);
-                        self.release(oldest);
-                        Counters::add(&self.counters.spans_evicted, 1);
-                        match self.free.pop() {
-                            Some(slot) => slot,
-                            None => return true,
-                        }
-                    }
+                let Some(slot) = self.free.pop() else {
+                    return true;
                 };
                 self.seq += 1;
                 let start = clock.epoch_micros(time);
-                self.slots[slot as usize].reset(id, parent, trace, kind, name, start, self.seq);
+                self.slots[slot as usize].reset(id, parent, trace, kind, name.as_str(), start, self.seq);
                 // Never more entries than slots: a taken id was released above.
                 self.index.insert(id, slot);
-            }
-            Body::Trace { trace } => {
-                self.announce(id, trace);
-                if let Some(slot) = self.slot(id) {
-                    self.slots[slot].trace = Some(trace);
-                }
             }
             Body::Attr { key, ref value } => match self.slot(id) {
                 Some(slot) => self.slots[slot].set(key, value),
@@ -253,12 +210,19 @@ impl SpanTable {
                 }
                 None => return false,
             },
-            Body::EndTrace { trace } => {
-                self.end_trace(trace, out);
-                self.traces.remove(&id);
-            }
+            Body::EndTrace { trace } => self.report_open(Some(trace), out),
         }
         true
+    }
+
+    /// Reports an open span in progress and forgets it: it cannot be sent
+    /// complete any more, so it counts as lost (a close that comes later is
+    /// an orphan).
+    fn evict<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
+        self.report_in_progress(slot, out);
+        self.release(slot);
+        Counters::add(&self.counters.spans_evicted, 1);
+        Counters::add(&self.counters.spans_lost, 1);
     }
 
     /// Writes the document of an open span, as its close would with `end`,
@@ -269,86 +233,6 @@ impl SpanTable {
         document::write_own(&mut w, &self.slots[slot], Some(end), TRIM_LEVELS[0], false);
         w.byte(b'}');
         w.finish().ok()
-    }
-
-    /// Holds a close (or the end of a trace) back until [`SpanTable::settle`];
-    /// applies it now if too many are held.
-    pub(crate) fn defer<T: Transport>(
-        &mut self,
-        record: &Record,
-        clock: &Converter,
-        out: &mut Outbox<T>,
-    ) {
-        if self.deferred.len() < DEFERRED {
-            self.deferred.push(*record);
-        } else if !self.apply(record, clock, out) {
-            Counters::add(&self.counters.records_orphaned, 1);
-        }
-    }
-
-    /// Applies the closes deferred before the last pass (with `all`, every
-    /// one held), in the order their spans ended: rings are read one after
-    /// another, so a parent's close can be read before its child's, and a
-    /// child must close first to travel nested in its parent's document.
-    pub(crate) fn settle<T: Transport>(
-        &mut self,
-        clock: &Converter,
-        out: &mut Outbox<T>,
-        all: bool,
-    ) {
-        let mut due = std::mem::take(&mut self.due);
-        if all {
-            due.append(&mut self.deferred);
-        }
-        due.sort_unstable_by_key(|r| match r.body {
-            Body::Close { time } => time.0,
-            // The end of an invocation comes after every close it waited for.
-            _ => u64::MAX,
-        });
-        for record in due.drain(..) {
-            if !self.apply(&record, clock, out) {
-                Counters::add(&self.counters.records_orphaned, 1);
-            }
-        }
-        self.due = due;
-        if !all {
-            std::mem::swap(&mut self.due, &mut self.deferred);
-        }
-    }
-
-    /// A span whose trace was not known when it opened (its parent's open or
-    /// the trace's announcement came from another thread, later) learns it now.
-    fn resolve_trace(&mut self, slot: usize) {
-        if self.slots[slot].trace.is_some() {
-            return;
-        }
-        let span = &self.slots[slot];
-        self.slots[slot].trace = self.trace_for(span.id, span.parent);
-    }
-
-    /// The trace of span `id`: its open parent's, else one announced for its
-    /// parent or for itself.
-    fn trace_for(&self, id: SegmentId, parent: Option<SegmentId>) -> Option<TraceId> {
-        match parent.and_then(|p| self.index.get(&p)) {
-            Some(&p) => self.slots[p as usize].trace,
-            None => parent
-                .and_then(|p| self.traces.get(&p))
-                .or_else(|| self.traces.get(&id))
-                .copied(),
-        }
-    }
-
-    /// Remembers that `id` (and what opens under it) belongs to `trace`.
-    fn announce(&mut self, id: SegmentId, trace: TraceId) {
-        if self.traces.insert(id, trace).is_none() {
-            if self.trace_order.len() >= self.max_traces {
-                // The oldest announcement goes (it may already be gone).
-                if let Some(old) = self.trace_order.pop_front() {
-                    self.traces.remove(&old);
-                }
-            }
-            self.trace_order.push_back(id);
-        }
     }
 
     fn slot(&mut self, id: SegmentId) -> Option<usize> {
@@ -412,7 +296,6 @@ impl SpanTable {
     fn close<T: Transport>(&mut self, slot: u32, end: u64, out: &mut Outbox<T>) {
         let s = slot as usize;
         self.slots[s].finish_pending();
-        self.resolve_trace(s);
         let Some((mut len, trimmed)) = self.write_own(s, Some(end), 1) else {
             self.lose(slot, out);
             return;
@@ -450,8 +333,6 @@ impl SpanTable {
         }
         self.route(slot, len, spans, out);
         self.release(slot);
-        // A segment announced itself; it is over.
-        self.traces.remove(&self.slots[s].id);
     }
 
     /// Sends or keeps the entity in `scratch[..len]`.
@@ -459,9 +340,7 @@ impl SpanTable {
         let span = &self.slots[slot as usize];
         let entity = &self.scratch[..len];
         if span.kind == crate::record::Kind::Segment {
-            if span.trace.is_some() {
-                out.document(entity, spans);
-            } else {
+            if !out.document(entity, spans) {
                 Counters::add(&self.counters.spans_lost, spans);
             }
             return;
@@ -475,11 +354,9 @@ impl SpanTable {
         {
             return;
         }
-        match self.slots[slot as usize].trace {
-            Some(trace) => {
-                out.independent(trace, parent, &self.scratch[..len], spans);
-            }
-            None => Counters::add(&self.counters.spans_lost, spans),
+        let trace = self.slots[slot as usize].trace;
+        if !out.independent(trace, parent, &self.scratch[..len], spans) {
+            Counters::add(&self.counters.spans_lost, spans);
         }
     }
 
@@ -515,11 +392,8 @@ impl SpanTable {
         let mut start = 0usize;
         for &(end, n) in &kids.ends {
             let piece = &kids.bytes[start..end as usize];
-            match trace {
-                Some(trace) => {
-                    out.independent(trace, parent, piece, n);
-                }
-                None => Counters::add(&self.counters.spans_lost, n),
+            if !out.independent(trace, parent, piece, n) {
+                Counters::add(&self.counters.spans_lost, n);
             }
             start = end as usize;
         }
@@ -530,7 +404,6 @@ impl SpanTable {
 
     /// Sends an open span as `in_progress`, and its closed children on their own.
     fn report_in_progress<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
-        self.resolve_trace(slot as usize);
         self.stream_children(slot, out);
         let s = slot as usize;
         self.slots[s].finish_pending();
@@ -540,11 +413,9 @@ impl SpanTable {
         self.scratch[len] = b'}';
         len += 1;
         let span = &self.slots[s];
-        let sent = match (span.kind, span.trace, span.parent) {
-            (crate::record::Kind::Segment, Some(_), _) => out.document(&self.scratch[..len], 0),
-            (_, Some(trace), Some(parent)) => {
-                out.independent(trace, parent, &self.scratch[..len], 0)
-            }
+        let sent = match (span.kind, span.parent) {
+            (crate::record::Kind::Segment, _) => out.document(&self.scratch[..len], 0),
+            (_, Some(parent)) => out.independent(span.trace, parent, &self.scratch[..len], 0),
             _ => false,
         };
         if sent {
@@ -558,24 +429,24 @@ impl SpanTable {
         self.release(slot);
     }
 
-    /// Reports every open span of `trace` as in progress, and sends their
-    /// closed children, so nothing of a finished invocation waits for the next thaw.
-    fn end_trace<T: Transport>(&mut self, trace: TraceId, out: &mut Outbox<T>) {
-        self.report_open(Some(trace), out);
-    }
-
-    /// Reports every open span as in progress (at shutdown).
+    /// Reports every open span as in progress (at shutdown): none of them
+    /// will be sent complete, so each counts as lost.
     pub(crate) fn report_all_in_progress<T: Transport>(&mut self, out: &mut Outbox<T>) {
+        Counters::add(&self.counters.spans_lost, self.index.len() as u64);
         self.report_open(None, out);
     }
 
+    /// Reports every open span of `trace` (or every one) as in progress, and
+    /// sends their closed children, so nothing of a finished invocation
+    /// waits for the next thaw. A span reported stays open: if it closes
+    /// after all, its complete document replaces the report.
     fn report_open<T: Transport>(&mut self, trace: Option<TraceId>, out: &mut Outbox<T>) {
         let mut open: ArrayVec<u32, 64> = ArrayVec::new();
         loop {
             open.clear();
             for &slot in self.index.values() {
                 let span = &self.slots[slot as usize];
-                let wanted = trace.is_none_or(|t| span.trace == Some(t));
+                let wanted = trace.is_none_or(|t| span.trace == t);
                 if wanted && span.seq != 0 && open.try_push(slot).is_err() {
                     break;
                 }

@@ -65,12 +65,12 @@ fn invocation(e: &Emitter, trace: TraceId, facade: SegmentId) -> u64 {
         user,
         Body::Open {
             parent: Some(facade),
+            trace,
             time: clock::now(),
-            name: "handler",
+            name: "handler".into(),
             kind: Kind::Local,
         },
     ));
-    push(Record::new(user, Body::Trace { trace }));
     push(Record::new(
         user,
         Body::Attr {
@@ -82,8 +82,9 @@ fn invocation(e: &Emitter, trace: TraceId, facade: SegmentId) -> u64 {
         call,
         Body::Open {
             parent: Some(user),
+            trace,
             time: clock::now(),
-            name: "DynamoDB",
+            name: "DynamoDB".into(),
             kind: Kind::Aws,
         },
     ));

@@ -88,9 +88,9 @@ fn children_nest_in_their_parent() {
     let mut kids = Vec::new();
     for _ in 0..3 {
         let kid = SegmentId::random();
-        open(&e, kid, Some(root), "step", Kind::Local);
+        open(&e, kid, trace, Some(root), "step", Kind::Local);
         let grandkid = SegmentId::random();
-        open(&e, grandkid, Some(kid), "S3", Kind::Aws);
+        open(&e, grandkid, trace, Some(kid), "S3", Kind::Aws);
         close(&e, grandkid);
         close(&e, kid);
         kids.push((kid, grandkid));
@@ -125,7 +125,7 @@ fn large_trees_split_into_independent_documents() {
     let n = 400;
     for i in 0..n {
         let kid = SegmentId::random();
-        open(&e, kid, Some(root), "item", Kind::Local);
+        open(&e, kid, trace, Some(root), "item", Kind::Local);
         e.push_str(kid, Key::Metadata("payload"), &filler);
         attr(&e, kid, Key::Annotation("index"), Value::I64(i));
         close(&e, kid);

@@ -255,7 +255,6 @@ thread_local! {
             open_spans: 8,
             text_bytes: 256,
             child_buffers: 2,
-            traces: 4,
         },
         Capture::default(),
     ));
@@ -286,7 +285,6 @@ fn build_document(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbit
     let trace = TraceId::from_parts(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?);
     // Fixed ids: an input runs the same way every time it is replayed.
     let facade = SegmentId::from_u64(0xfacade).unwrap_or_else(|| unreachable!());
-    c.apply(&Record::new(facade, Body::Trace { trace }));
     let spans = u.int_in_range(1..=6usize)?;
     let mut ids: Vec<SegmentId> = Vec::new();
     // Per span: the metadata values that should read back unchanged.
@@ -304,8 +302,9 @@ fn build_document(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbit
             id,
             Body::Open {
                 parent: Some(parent),
+                trace,
                 time: Ticks(u.arbitrary()?),
-                name,
+                name: name.into(),
                 kind,
             },
         ));
@@ -421,15 +420,16 @@ fn drive_table(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbitrar
                     span,
                     Body::Open {
                         parent,
+                        trace: TraceId::from_parts(1, 2, u.arbitrary()?),
                         time: Ticks(u.arbitrary()?),
-                        name,
+                        name: name.into(),
                         kind,
                     },
                 ));
             }
             2 => c.apply(&Record::new(
                 span,
-                Body::Trace {
+                Body::EndTrace {
                     trace: TraceId::from_parts(1, 2, u.arbitrary()?),
                 },
             )),

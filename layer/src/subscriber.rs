@@ -24,8 +24,8 @@ use tracing_subscriber::registry::LookupSpan;
 use xray_emitter::header::{EXTRAS_CAPACITY, Sampled};
 use xray_emitter::record::FLAG_FAULT;
 use xray_emitter::{
-    Body, Emitter, EmitterGuard, Flushed, Key, Kind, Record, SegmentId, Stats, TraceHeader,
-    TraceId, Value, clock,
+    Body, Emitter, EmitterGuard, Flushed, Key, Kind, Record, SegmentId, StaticName, Stats,
+    TraceHeader, TraceId, Value, clock,
 };
 
 use crate::builder::{Builder, ContextMissing};
@@ -118,9 +118,6 @@ struct Placement {
     context: u16,
     /// A root outside Lambda: the span is a segment.
     segment: bool,
-    /// The anchor's trace has to be announced again (an invocation found by
-    /// fallback may already be over for the sender).
-    announce: bool,
 }
 
 impl XRaySubscriber {
@@ -286,7 +283,6 @@ impl XRaySubscriber {
             op: None,
             context,
             segment: true,
-            announce: false,
         })
     }
 
@@ -320,7 +316,6 @@ impl XRaySubscriber {
                 op: None,
                 context: contexts::NONE,
                 segment: false,
-                announce: true,
             });
         }
         let header = std::env::var("_X_AMZN_TRACE_ID").ok()?;
@@ -332,7 +327,6 @@ impl XRaySubscriber {
             op: None,
             context: contexts::NONE,
             segment: false,
-            announce: true,
         })
     }
 
@@ -365,7 +359,6 @@ impl XRaySubscriber {
                     op: p.op,
                     context: p.context,
                     segment: false,
-                    announce: false,
                 }),
                 None => {
                     self.emitter.count_untraced();
@@ -412,18 +405,14 @@ impl XRaySubscriber {
             return None;
         }
         if let Some(own) = own {
-            if p.segment {
-                self.push(own, Body::Trace { trace: p.trace });
-            } else if let (true, Some(anchor)) = (p.announce, p.anchor) {
-                self.push(anchor, Body::Trace { trace: p.trace });
-            }
             let kind = if p.segment { Kind::Segment } else { kind };
             let opened = self.emitter.push(Record::new(
                 own,
                 Body::Open {
                     parent: p.anchor,
+                    trace: p.trace,
                     time: clock::now(),
-                    name,
+                    name: StaticName::new(name),
                     kind,
                 },
             ));
@@ -552,15 +541,11 @@ impl XRaySubscriber {
         }
         if !self.states.insert(id.into_u64(), &state) {
             // Not followed: spans under it find it by the fallback above
-            // (which announces the trace), or are counted as untraced.
+            // (each open carries the trace), or are counted as untraced.
             if state.flags & flag::OWNS_CONTEXT != 0 {
                 self.contexts.release(state.context);
             }
             return;
-        }
-        if let (true, Some(trace), Some(facade)) = (state.sampled(), state.trace, state.anchor) {
-            // Once per invocation: its top-level subsegments need not carry the trace.
-            self.push(facade, Body::Trace { trace });
         }
     }
 

@@ -295,6 +295,7 @@ pub mod spans {
     pub fn open(
         e: &Emitter,
         id: SegmentId,
+        trace: TraceId,
         parent: Option<SegmentId>,
         name: &'static str,
         kind: Kind,
@@ -303,8 +304,9 @@ pub mod spans {
             id,
             Body::Open {
                 parent,
+                trace,
                 time: clock::now(),
-                name,
+                name: name.into(),
                 kind,
             },
         ))
@@ -319,7 +321,7 @@ pub mod spans {
         name: &'static str,
         kind: Kind,
     ) -> bool {
-        open(e, id, Some(parent), name, kind) & e.push(Record::new(id, Body::Trace { trace }))
+        open(e, id, trace, Some(parent), name, kind)
     }
 
     pub fn attr(e: &Emitter, id: SegmentId, key: Key, value: Value) -> bool {
