@@ -17,18 +17,16 @@ const ERROR_TYPE: &str = "ResourceNotFoundException";
 /// The call's records, open to close, as the layer would push them.
 pub fn records(trace: TraceId, facade: SegmentId) -> Vec<Record> {
     let id = SegmentId::random();
-    let mut r = vec![
-        Record::new(
-            id,
-            Body::Open {
-                parent: Some(facade),
-                trace,
-                time: clock::now(),
-                name: "DynamoDB".into(),
-                kind: Kind::Aws,
-            },
-        ),
-    ];
+    let mut r = vec![Record::new(
+        id,
+        Body::Open {
+            parent: Some(facade),
+            trace,
+            time: clock::now(),
+            name: "DynamoDB".into(),
+            kind: Kind::Aws,
+        },
+    )];
     for (key, value) in [
         (Key::Aws("operation"), OPERATION),
         (Key::Aws("region"), REGION),

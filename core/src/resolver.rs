@@ -57,7 +57,9 @@ impl Resolver {
         if helper.is_none() {
             // No thread: a resolution that never comes is an error, not a wait.
             let mut answer = slot.answer.lock().unwrap_or_else(|p| p.into_inner());
-            *answer = Some(Err(std::io::Error::other("cannot start the resolver thread")));
+            *answer = Some(Err(std::io::Error::other(
+                "cannot start the resolver thread",
+            )));
             slot.ready.store(true, Ordering::Release);
         }
         Resolver {
@@ -70,7 +72,10 @@ impl Resolver {
 
     /// Asks for a new resolution, at most once per [`MIN_INTERVAL`].
     pub(crate) fn request(&mut self) {
-        if self.last_request.is_some_and(|t| t.elapsed() < MIN_INTERVAL) {
+        if self
+            .last_request
+            .is_some_and(|t| t.elapsed() < MIN_INTERVAL)
+        {
             return;
         }
         self.last_request = Some(Instant::now());

@@ -731,7 +731,10 @@ mod tests {
             failed += sent.failed.count_ones() as usize;
         }
         // Loopback answers every datagram with a port unreachable at once.
-        assert!(ok <= 50, "{ok} of 1000 datagrams to a closed port counted sent");
+        assert!(
+            ok <= 50,
+            "{ok} of 1000 datagrams to a closed port counted sent"
+        );
         assert!(failed >= 900, "only {failed} of 1000 counted failed");
     }
 
@@ -746,7 +749,10 @@ mod tests {
             delivered += s.send(&[d.as_bytes()]).datagrams;
         }
         assert_eq!(s.current_address(), Some(rx.local_addr().unwrap()));
-        assert!(delivered >= 19, "after the first refusal, the next address takes them");
+        assert!(
+            delivered >= 19,
+            "after the first refusal, the next address takes them"
+        );
         let mut buf = [0u8; 64];
         assert!(rx.recv(&mut buf).is_ok());
     }
@@ -761,7 +767,11 @@ mod tests {
         s.mmsg.fail_next = Some(io::ErrorKind::NotConnected);
         let batch = [b"a".as_slice(), b"b", b"c", b"d"];
         let sent = s.send(&batch);
-        assert_eq!(s.mmsg.calls, calls + 1, "no call with the dropped socket's descriptor");
+        assert_eq!(
+            s.mmsg.calls,
+            calls + 1,
+            "no call with the dropped socket's descriptor"
+        );
         assert_eq!(sent.failed, 0b1111, "the whole batch is counted failed");
         assert_eq!(sent.datagrams, 0);
         assert_eq!(s.send(&batch).datagrams, 4, "the next batch reconnects");

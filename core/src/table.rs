@@ -191,7 +191,15 @@ impl SpanTable {
                 };
                 self.seq += 1;
                 let start = clock.epoch_micros(time);
-                self.slots[slot as usize].reset(id, parent, trace, kind, name.as_str(), start, self.seq);
+                self.slots[slot as usize].reset(
+                    id,
+                    parent,
+                    trace,
+                    kind,
+                    name.as_str(),
+                    start,
+                    self.seq,
+                );
                 // Never more entries than slots: a taken id was released above.
                 self.index.insert(id, slot);
             }

@@ -76,7 +76,14 @@ fn flush_with_a_dead_sender_returns_at_once() {
     let f = e.flush(Duration::from_secs(5));
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(f.complete);
-    assert!(!open(&e, SegmentId::random(), TraceId::new(), None, "late", Kind::Local));
+    assert!(!open(
+        &e,
+        SegmentId::random(),
+        TraceId::new(),
+        None,
+        "late",
+        Kind::Local
+    ));
     assert_eq!(
         e.stats().records_dropped,
         1,
@@ -102,13 +109,17 @@ fn a_push_after_shutdown_from_a_thread_with_a_ring_is_counted() {
     ));
     assert!(close(&e, id));
     drop(guard);
-    assert!(!open(&e, SegmentId::random(), TraceId::new(), None, "late", Kind::Local));
+    assert!(!open(
+        &e,
+        SegmentId::random(),
+        TraceId::new(),
+        None,
+        "late",
+        Kind::Local
+    ));
     let s = e.stats();
     assert_eq!(s.records_dropped, 1, "{s:?}");
-    assert_eq!(
-        s.records_received, 2,
-        "the open and the close: {s:?}"
-    );
+    assert_eq!(s.records_received, 2, "the open and the close: {s:?}");
 }
 
 #[test]

@@ -24,7 +24,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+        Daemon::bind("127.0.0.1:0".parse().unwrap()).expect("bind loopback")
+    }
+
+    /// A daemon on `addr` (a port a test freed, to bring the daemon back).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<Daemon> {
+        let socket = UdpSocket::bind(addr)?;
         socket
             .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
@@ -41,12 +46,12 @@ impl Daemon {
                 }
             }
         });
-        Daemon {
+        Ok(Daemon {
             addr,
             received,
             stop,
             handle: Some(handle),
-        }
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -272,6 +277,47 @@ pub fn entities(docs: &[Value]) -> Vec<Value> {
     for d in docs {
         walk(d, &mut |e| out.push(e.clone()));
     }
+    out
+}
+
+/// One complete entity with where it sits: its name, id, parent id (its own
+/// `parent_id`, or the entity it is nested in) and trace id (its own, or
+/// that of the document it travels in).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Placed {
+    pub name: String,
+    pub id: String,
+    pub parent: String,
+    pub trace: String,
+}
+
+/// Every complete entity of `docs`, placed; in-progress reports left out.
+/// Nested or sent on its own, a span placed the same way is the same span.
+pub fn placed(docs: &[Value]) -> Vec<Placed> {
+    fn go(e: &Value, parent: &str, trace: &str, out: &mut Vec<Placed>) {
+        let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
+        let parent = text("parent_id").unwrap_or_else(|| parent.to_owned());
+        let trace = text("trace_id").unwrap_or_else(|| trace.to_owned());
+        let id = text("id").unwrap_or_default();
+        if e.get("in_progress").is_none() {
+            out.push(Placed {
+                name: text("name").unwrap_or_default(),
+                id: id.clone(),
+                parent,
+                trace: trace.clone(),
+            });
+        }
+        if let Some(Value::Array(kids)) = e.get("subsegments") {
+            for k in kids {
+                go(k, &id, &trace, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in docs {
+        go(d, "", "", &mut out);
+    }
+    out.sort();
     out
 }
 
