@@ -218,9 +218,17 @@ impl Passes {
     /// tail, then what became due. Returns the number of records taken.
     fn pass<T: Transport>(&mut self, shared: &Shared, collector: &mut Collector<T>) -> usize {
         self.refresh_rings(shared);
-        let mut taken = 0;
+        let rings = std::mem::take(&mut self.rings);
+        let taken = rings.iter().map(|r| self.read(r, collector)).sum();
+        self.rings = rings;
+        self.after_pass(collector, false);
+        taken
+    }
+
+    /// Reads one ring up to its tail: opens and fields are applied at once,
+    /// closes and ends of traces held. Returns the number of records taken.
+    fn read<T: Transport>(&mut self, ring: &Ring, collector: &mut Collector<T>) -> usize {
         let Passes {
-            rings,
             held,
             fresh,
             pending,
@@ -228,38 +236,34 @@ impl Passes {
             received,
             ..
         } = self;
-        for ring in rings.iter() {
-            taken += ring.drain(usize::MAX, |record| {
-                *received += 1;
-                match record.body {
-                    Body::Close { .. } => fresh.push((*record, CLOSE_WAIT)),
-                    Body::EndTrace { .. } => fresh.push((*record, END_WAIT)),
-                    Body::Open { .. } => {
-                        // Closes held free slots before an open span is
-                        // evicted, the longest held first. Counted: a late
-                        // field of theirs would be orphaned.
-                        for list in [&mut *held, &mut *fresh] {
-                            if collector.table_full() && !list.is_empty() {
-                                Counters::add(
-                                    &collector.counters().closes_settled_early,
-                                    list.len() as u64,
-                                );
-                                due.extend(list.drain(..).map(|(r, _)| r));
-                                Self::apply_due(due, pending, collector);
-                            }
+        ring.drain(usize::MAX, |record| {
+            *received += 1;
+            match record.body {
+                Body::Close { .. } => fresh.push((*record, CLOSE_WAIT)),
+                Body::EndTrace { .. } => fresh.push((*record, END_WAIT)),
+                Body::Open { .. } => {
+                    // Closes held free slots before an open span is
+                    // evicted, the longest held first. Counted: a late
+                    // field of theirs would be orphaned.
+                    for list in [&mut *held, &mut *fresh] {
+                        if collector.table_full() && !list.is_empty() {
+                            Counters::add(
+                                &collector.counters().closes_settled_early,
+                                list.len() as u64,
+                            );
+                            due.extend(list.drain(..).map(|(r, _)| r));
+                            Self::apply_due(due, pending, collector);
                         }
-                        collector.try_apply(record);
                     }
-                    _ => {
-                        if !collector.try_apply(record) {
-                            pending.push((*record, 0));
-                        }
+                    collector.try_apply(record);
+                }
+                _ => {
+                    if !collector.try_apply(record) {
+                        pending.push((*record, 0));
                     }
                 }
-            });
-        }
-        self.after_pass(collector, false);
-        taken
+            }
+        })
     }
 
     /// After a complete pass: records of spans that opened in it, then the
@@ -336,6 +340,9 @@ impl Passes {
         self.forget_finished(shared);
     }
 }
+
+#[cfg(test)]
+mod orderings;
 
 /// The loop; returns when shut down or when every handle is gone.
 pub(crate) fn run<T: Transport>(
