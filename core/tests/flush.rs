@@ -153,3 +153,43 @@ fn a_flush_returns_while_producers_never_let_the_rings_run_dry() {
     assert!(flushed.complete, "{flushed:?}");
     assert_eq!(e.stats().flush_timeouts, 0);
 }
+
+/// Producers that go on pushing while the emitter shuts down: a push that
+/// lands after the sender's last pass is counted as dropped, so every push
+/// is received or dropped, whatever the timing.
+#[test]
+fn every_push_racing_a_shutdown_is_received_or_counted_dropped() {
+    for _ in 0..4 {
+        let daemon = common::Daemon::start();
+        let (e, guard) = common::spans::emitter(&daemon);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let producers: Vec<_> = (0..3)
+            .map(|_| {
+                let (e, stop) = (e.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut attempts = 0u64;
+                    let mut after = 0;
+                    let (trace, facade) = (TraceId::new(), SegmentId::random());
+                    while after < 2_000 {
+                        let id = SegmentId::random();
+                        open_top(&e, id, trace, facade, "racing", Kind::Local);
+                        close(&e, id);
+                        attempts += 2;
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            after += 1;
+                        }
+                    }
+                    attempts
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2));
+        drop(guard);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let attempts: u64 = producers.into_iter().map(|p| p.join().unwrap()).sum();
+        // The guard's bound may have passed with the sender still busy: wait for it.
+        e.shutdown(Duration::from_secs(10));
+        let s = e.stats();
+        assert_eq!(s.records_received + s.records_dropped, attempts, "{s:?}");
+    }
+}
