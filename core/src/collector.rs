@@ -93,6 +93,13 @@ impl<T: Transport> Collector<T> {
         self.out.flush();
     }
 
+    /// After a restore from a snapshot: a new clock anchor (the counter may
+    /// run on another host now) and a new socket.
+    pub fn restored(&mut self) {
+        self.clock.reanchor();
+        self.out.transport_mut().reopen();
+    }
+
     /// Re-reads the clock anchor if it is older than `max_age`.
     pub fn refresh_clock(&mut self, max_age: Duration) {
         self.clock.refresh(max_age);

@@ -170,6 +170,7 @@ impl EmitterBuilder {
         // Chosen now, so that a producer's first span does not pay for it
         // (it reads the environment and runs CPUID).
         let _ = crate::clock::uses_tsc();
+        crate::id::watch_fork();
         let shared = Arc::new(Shared::new());
         let thread_shared = shared.clone();
         let table = self.table;
@@ -182,6 +183,7 @@ impl EmitterBuilder {
         let emitter = Emitter {
             inner: Arc::new(Inner {
                 id: next_id(),
+                forks: crate::id::forks(),
                 ring_capacity: self.queue_capacity,
                 enabled: true,
                 shared,
@@ -224,6 +226,9 @@ thread_local! {
 
 struct Inner {
     id: u64,
+    /// [`crate::id::forks`] when the sender started: in a forked child the
+    /// sender thread does not exist (only the forking thread is copied).
+    forks: u64,
     ring_capacity: usize,
     enabled: bool,
     shared: Arc<Shared>,
@@ -266,6 +271,7 @@ impl Emitter {
         Emitter {
             inner: Arc::new(Inner {
                 id: next_id(),
+                forks: crate::id::forks(),
                 ring_capacity: 0,
                 enabled: false,
                 shared: Arc::new(Shared::new()),
@@ -279,8 +285,9 @@ impl Emitter {
     #[inline]
     pub fn push(&self, record: Record) -> bool {
         let inner = &*self.inner;
-        if inner.shared.shutdown.load(Ordering::Relaxed) {
-            // The sender has stopped, or is about to: nobody would read the ring.
+        if inner.shared.shutdown.load(Ordering::Relaxed) || crate::id::forks() != inner.forks {
+            // The sender has stopped, or is about to, or lives in the parent
+            // of this forked process: nobody would read the ring.
             self.dropped();
             return false;
         }
@@ -335,6 +342,33 @@ impl Emitter {
     #[inline(never)]
     fn dropped(&self) {
         self.inner.shared.counters.records_dropped.add(1);
+        if self.forked() {
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "xray-emitter: this process was forked after the emitter started; its \
+                     sender thread stayed in the parent, so nothing is sent from here \
+                     (start the emitter, or build the layer, in the child)"
+                );
+            }
+            return;
+        }
+        self.inner.shared.wake();
+    }
+
+    /// Whether this is a forked child of the process that started the sender.
+    fn forked(&self) -> bool {
+        crate::id::forks() != self.inner.forks
+    }
+
+    /// After a Lambda SnapStart restore (or any resume of a snapshot that
+    /// other processes resume too): every thread draws new id seeds from
+    /// fresh OS entropy, and the sender re-anchors its clock and reopens its
+    /// socket before it sends again.
+    pub fn after_restore(&self) {
+        crate::id::reseed();
+        self.inner.shared.restored.store(true, Ordering::Release);
         self.inner.shared.wake();
     }
 
@@ -384,7 +418,8 @@ impl Emitter {
     /// the socket, or `timeout` has passed.
     pub fn flush(&self, timeout: Duration) -> Flushed {
         let shared = &self.inner.shared;
-        if !shared.running.load(Ordering::Acquire) && self.inner.join_finished() {
+        if self.forked() || (!shared.running.load(Ordering::Acquire) && self.inner.join_finished())
+        {
             let pending = self.queued();
             return Flushed {
                 complete: pending == 0,

@@ -10,7 +10,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::num::{NonZeroU32, NonZeroU64};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -237,29 +237,108 @@ fn parse_hex(bytes: &[u8]) -> Result<u64, IdError> {
     Ok(value)
 }
 
+/// Bumped when every thread's generator must be seeded again: in a child
+/// after `fork()` (which copies the parent's state, so both would make the
+/// same ids) and after a SnapStart restore (every sandbox restored from one
+/// snapshot shares it).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Mixed into every secure draw; replaced with fresh OS entropy on re-seeding.
+static SALT: AtomicU64 = AtomicU64::new(0);
+/// Set by the fork handler, which may only touch atomics: the child's next
+/// draw fetches fresh entropy itself.
+static SALT_STALE: AtomicBool = AtomicBool::new(false);
+
 thread_local! {
-    /// Seeded from [`secure_random`]: distinct and unpredictable per thread.
-    static FAST_STATE: Cell<u64> = Cell::new(secure_random());
+    /// Seeded from [`secure_random`]: distinct and unpredictable per thread;
+    /// the generation it was seeded in.
+    static FAST_STATE: Cell<(u64, u64)> = Cell::new((secure_random(), GENERATION.load(Ordering::Relaxed)));
 }
 
 /// wyrand: one add and one 64×64→128 multiply per value, per thread.
 #[inline]
 fn fast_random() -> u64 {
+    let generation = GENERATION.load(Ordering::Relaxed);
     FAST_STATE.with(|state| {
-        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
-        state.set(s);
+        let (mut s, seeded) = state.get();
+        if seeded != generation {
+            s = secure_random();
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        state.set((s, generation));
         let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
         ((t >> 64) as u64) ^ (t as u64)
     })
 }
 
-/// SipHash-1-3 under a key drawn from the OS, over a process-wide counter:
-/// unpredictable without the key, which never leaves the process.
+/// SipHash-1-3 under a key drawn from the OS, over a process-wide counter
+/// and the salt: unpredictable without the key, which never leaves the process.
 fn secure_random() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    if SALT_STALE.swap(false, Ordering::AcqRel) {
+        SALT.store(os_entropy(), Ordering::Relaxed);
+    }
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u64(SALT.load(Ordering::Relaxed));
     h.finish()
+}
+
+/// Makes every thread draw new seeds from fresh OS entropy before its next
+/// id: after a SnapStart restore, or whenever two processes may share this
+/// one's state.
+pub fn reseed() {
+    SALT.store(os_entropy(), Ordering::Relaxed);
+    GENERATION.fetch_add(1, Ordering::Release);
+}
+
+/// Re-seeds the child after `fork()`: registered once per process.
+pub(crate) fn watch_fork() {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        extern "C" fn child() {
+            // Only atomics here: the child may hold no lock the parent held.
+            SALT_STALE.store(true, Ordering::Release);
+            GENERATION.fetch_add(1, Ordering::Release);
+            FORKS.fetch_add(1, Ordering::Release);
+        }
+        ONCE.call_once(|| {
+            // SAFETY: registers a handler that only stores to atomics, which is
+            // async-signal-safe, as code run in a child after fork must be.
+            unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        });
+    }
+}
+
+/// Forks this process descends from since [`watch_fork`] was first called.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// See [`FORKS`].
+#[inline]
+pub(crate) fn forks() -> u64 {
+    FORKS.load(Ordering::Relaxed)
+}
+
+/// 64 bits from the OS: `getrandom` where there is one, else a std hasher
+/// key made on a new thread (std draws those from the OS per thread), mixed
+/// with the process id and the time.
+fn os_entropy() -> u64 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut v = 0u64;
+        // SAFETY: writes at most 8 bytes into `v`, which lives through the call.
+        let n = unsafe { libc::getrandom((&mut v as *mut u64).cast(), 8, 0) };
+        if n == 8 {
+            return v;
+        }
+    }
+    let fresh = std::thread::spawn(|| RandomState::new().build_hasher().finish())
+        .join()
+        .unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    fresh ^ u64::from(std::process::id()).rotate_left(32) ^ nanos
 }
 
 #[cfg(test)]

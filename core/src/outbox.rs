@@ -18,11 +18,19 @@ use crate::stats::Counters;
 pub trait Transport {
     /// Sends each datagram; returns what was sent and what failed.
     fn send(&mut self, datagrams: &[&[u8]]) -> Sent;
+
+    /// Drops connections and cached addresses: the process was restored
+    /// from a snapshot, possibly on another host.
+    fn reopen(&mut self) {}
 }
 
 impl Transport for DaemonSocket {
     fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
         DaemonSocket::send(self, datagrams)
+    }
+
+    fn reopen(&mut self) {
+        DaemonSocket::reopen(self);
     }
 }
 

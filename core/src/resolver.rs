@@ -85,6 +85,12 @@ impl Resolver {
         }
     }
 
+    /// Asks for a new resolution now, whenever the last one was.
+    pub(crate) fn request_now(&mut self) {
+        self.last_request = None;
+        self.request();
+    }
+
     /// A new answer, if one is there; never waits.
     pub(crate) fn poll(&mut self) -> Option<std::io::Result<Addrs>> {
         if !self.slot.ready.load(Ordering::Acquire) {

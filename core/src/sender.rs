@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// The sender has read the rings for the last time: what is left in them
     /// (pushed after the final pass) is counted as dropped by [`Shared::reap`].
     pub(crate) stopped: AtomicBool,
+    /// The process was restored from a snapshot: re-anchor, reopen.
+    pub(crate) restored: AtomicBool,
     pub(crate) thread: OnceLock<Thread>,
     /// Every producer's ring; producers add theirs, the sender removes finished ones.
     pub(crate) rings: Mutex<Vec<Arc<Ring>>>,
@@ -76,6 +78,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             running: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            restored: AtomicBool::new(false),
             thread: OnceLock::new(),
             rings: Mutex::new(Vec::new()),
             rings_version: AtomicU64::new(0),
@@ -328,6 +331,9 @@ impl Passes {
         collector: &mut Collector<T>,
         complete: bool,
     ) {
+        if shared.restored.swap(false, Ordering::AcqRel) {
+            collector.restored();
+        }
         collector.refresh_clock(Duration::from_millis(50));
         let least = if complete { SETTLE_PASSES } else { 1 };
         for done in 1..=PASSES {

@@ -200,6 +200,15 @@ impl DaemonSocket {
         self.addrs.get(self.current).copied()
     }
 
+    /// Closes the socket and asks for a new resolution: after a restore from
+    /// a snapshot, the old socket and addresses may belong to another host.
+    pub fn reopen(&mut self) {
+        self.drop_socket();
+        if let Some(r) = &mut self.resolver {
+            r.request_now();
+        }
+    }
+
     /// Takes a new resolution if the helper has one; never waits but once,
     /// bounded, for the very first.
     fn refresh_addrs(&mut self) {

@@ -18,6 +18,11 @@ use tracing_subscriber::{Layer, fmt};
 
 use crate::subscriber::{XRayHandle, XRaySubscriber};
 
+#[cfg(feature = "lambda-runtime")]
+mod snapstart;
+#[cfg(feature = "lambda-runtime")]
+pub use snapstart::SnapStart;
+
 /// What the X-Ray layer sees: spans at INFO and above, and the DEBUG spans of
 /// the AWS SDK (`aws_sdk_*`, `aws_smithy_runtime*`), where its calls,
 /// attempts and request ids are.

@@ -107,6 +107,13 @@ impl XRayHandle {
     pub fn shutdown(&self, timeout: Duration) -> Flushed {
         self.emitter.shutdown(timeout)
     }
+
+    /// After the process was restored from a snapshot that other processes
+    /// resume too (Lambda SnapStart): new id seeds from fresh OS entropy, a
+    /// new clock anchor and a new socket. [`crate::lambda::SnapStart`] calls it.
+    pub fn after_restore(&self) {
+        self.emitter.after_restore();
+    }
 }
 
 /// Where a new span goes.
