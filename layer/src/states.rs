@@ -29,6 +29,9 @@ pub(crate) mod flag {
     pub(crate) const OPEN_LOST: u8 = 4;
     /// An SDK span named after its `service` field rather than its own name.
     pub(crate) const NAMED_BY_SERVICE: u8 = 8;
+    /// Stands for an ancestor the table was too full to follow: what opens
+    /// under it is counted, never given a trace of its own.
+    pub(crate) const UNFOLLOWED: u8 = 16;
 
     /// [`SAMPLED`] if `sampled`.
     pub(crate) const fn sampled_if(sampled: bool) -> u8 {

@@ -243,8 +243,25 @@ impl XRaySubscriber {
         if let Some(s) = self.states.get(pid.into_u64()) {
             return (Some(pid), Some(s));
         }
-        let scope = ctx.span_scope(&pid).into_iter().flatten().skip(1);
-        (Some(pid), self.nearest(scope.map(|s| s.id())))
+        // Off the common path: the parent is not followed (filtered out for
+        // this layer, or the table was full when it opened).
+        for span in ctx.span_scope(&pid).into_iter().flatten() {
+            if let Some(s) = self.states.get(span.id().into_u64()) {
+                return (Some(pid), Some(s));
+            }
+            let ext = span.extensions();
+            for (marked, sampled) in [
+                (ext.get::<Unfollowed<true>>().is_some(), true),
+                (ext.get::<Unfollowed<false>>().is_some(), false),
+            ] {
+                if marked {
+                    let mut state = State::untraced(Class::Transparent);
+                    state.flags = flag::UNFOLLOWED | flag::sampled_if(sampled);
+                    return (Some(pid), Some(state));
+                }
+            }
+        }
+        (Some(pid), None)
     }
 
     /// The span this thread is in, from the layer's own stack if it can tell.
@@ -367,6 +384,14 @@ impl XRaySubscriber {
                     context: p.context,
                     segment: false,
                 }),
+                None if p.flags & flag::UNFOLLOWED != 0 => {
+                    if p.sampled() {
+                        self.emitter.count_dropped_span();
+                    } else {
+                        self.emitter.count_unsampled();
+                    }
+                    None
+                }
                 None => {
                     self.emitter.count_untraced();
                     None
@@ -377,7 +402,7 @@ impl XRaySubscriber {
     }
 
     /// Opens a span that becomes a document; returns its X-Ray id if it is
-    /// sampled and followed.
+    /// sampled, or `Err(sampled)` if the table was too full to follow it.
     fn open_document(
         &self,
         id: &Id,
@@ -385,7 +410,7 @@ impl XRaySubscriber {
         p: Placement,
         name: &'static str,
         kind: Kind,
-    ) -> Option<SegmentId> {
+    ) -> Result<Option<SegmentId>, bool> {
         let sampled = p.flags & flag::SAMPLED != 0;
         if !sampled {
             self.emitter.count_unsampled();
@@ -409,7 +434,7 @@ impl XRaySubscriber {
             if sampled {
                 self.emitter.count_dropped_span();
             }
-            return None;
+            return Err(sampled);
         }
         if let Some(own) = own {
             let kind = if p.segment { Kind::Segment } else { kind };
@@ -430,20 +455,26 @@ impl XRaySubscriber {
                 self.states.insert(id.into_u64(), &state);
             }
         }
-        own
+        Ok(own)
     }
 
-    fn open_user(&self, attrs: &Attributes<'_>, id: &Id, parent: Option<State>) {
+    /// Returns `Err(sampled)` if the table was too full to follow the span.
+    fn open_user(
+        &self,
+        attrs: &Attributes<'_>,
+        id: &Id,
+        parent: Option<State>,
+    ) -> Result<(), bool> {
         let meta = attrs.metadata();
         let Some(p) = self.placement(parent, attrs, meta.name()) else {
             // Under an untraced parent: remembered, so that its children find
             // the answer in one lookup rather than by walking up the scope.
             self.inherit(id, parent, Class::User);
-            return;
+            return Ok(());
         };
         let segment = p.segment;
-        let Some(own) = self.open_document(id, Class::User, p, meta.name(), Kind::Local) else {
-            return;
+        let Some(own) = self.open_document(id, Class::User, p, meta.name(), Kind::Local)? else {
+            return Ok(());
         };
         if segment && let Some(name) = &self.service_name {
             self.emitter.push_str(own, Key::Name, name);
@@ -452,6 +483,7 @@ impl XRaySubscriber {
             emitter: &self.emitter,
             span: own,
         });
+        Ok(())
     }
 
     fn open_sdk_call<S>(
@@ -492,8 +524,10 @@ impl XRaySubscriber {
         if named_by_service {
             p.flags |= flag::NAMED_BY_SERVICE;
         }
-        let Some(own) = self.open_document(id, class, p, service, Kind::Aws) else {
-            return;
+        let own = match self.open_document(id, class, p, service, Kind::Aws) {
+            Ok(Some(own)) => own,
+            Ok(None) => return,
+            Err(sampled) => return mark_unfollowed(ctx, id, sampled),
         };
         attrs.record(&mut SdkFields {
             emitter: &self.emitter,
@@ -574,12 +608,31 @@ impl XRaySubscriber {
     }
 }
 
+/// Marks a span the state table was too full to follow, in the registry's
+/// extensions (a zero-sized value: no allocation), so that what opens under
+/// it is counted rather than started as a new trace.
+struct Unfollowed<const SAMPLED: bool>;
+
+fn mark_unfollowed<S>(ctx: &Context<'_, S>, id: &Id, sampled: bool)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if let Some(span) = ctx.span(id) {
+        let mut ext = span.extensions_mut();
+        if sampled {
+            ext.insert(Unfollowed::<true>);
+        } else {
+            ext.insert(Unfollowed::<false>);
+        }
+    }
+}
+
 /// The state of a span that is not a document, under `parent`: same trace,
 /// same anchor and SDK call, none of the parent's own duties.
 fn inherited(parent: State, class: Class) -> State {
     State {
         class,
-        flags: parent.flags & flag::SAMPLED,
+        flags: parent.flags & (flag::SAMPLED | flag::UNFOLLOWED),
         own: None,
         ..parent
     }
@@ -600,7 +653,9 @@ where
             Class::Invocation => self.open_invocation(attrs, id),
             Class::User => {
                 let (_, parent) = self.parent_state(attrs, &ctx);
-                self.open_user(attrs, id, parent);
+                if let Err(sampled) = self.open_user(attrs, id, parent) {
+                    mark_unfollowed(&ctx, id, sampled);
+                }
             }
             Class::Operation | Class::Invoke => {
                 let parent = self.parent_state(attrs, &ctx);
