@@ -2,6 +2,42 @@
 
 use aws_smithy_runtime_api::http::Headers;
 
+use super::allowlist::{How, Rule};
+
+/// Where JSON protocols put an error's code and message.
+const ERROR_MEMBERS: [Rule; 6] = [
+    Rule {
+        member: "__type",
+        key: "code",
+        how: How::Value,
+    },
+    Rule {
+        member: "code",
+        key: "code",
+        how: How::Value,
+    },
+    Rule {
+        member: "Code",
+        key: "code",
+        how: How::Value,
+    },
+    Rule {
+        member: "message",
+        key: "message",
+        how: How::Value,
+    },
+    Rule {
+        member: "Message",
+        key: "message",
+        how: How::Value,
+    },
+    Rule {
+        member: "errorMessage",
+        key: "message",
+        how: How::Value,
+    },
+];
+
 /// The error code and message of a failed response: the code from the
 /// `x-amzn-errortype` header, else the body's `__type`/`code` (JSON) or
 /// `<Code>` (XML), without namespace; the message from the body.
@@ -18,19 +54,21 @@ pub(crate) fn error_details(
     };
     let (code, message) =
         match body.and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace()).map(|c| (b, *c))) {
-            Some((body, b'{')) => match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(v) => {
-                    let first = |keys: &[&str]| {
-                        keys.iter()
-                            .find_map(|k| v.get(*k).and_then(|c| c.as_str()).map(str::to_string))
+            Some((body, b'{')) => {
+                // Streamed, bounded, stopping at the first code and message:
+                // never the whole body built as a value.
+                let (mut code, mut message) = (None, None);
+                super::extract::from_json(body, &ERROR_MEMBERS, &mut |rule, found| {
+                    let super::extract::Found::Str(text) = found else {
+                        return;
                     };
-                    (
-                        first(&["__type", "code", "Code"]).and_then(|c| clean(&c)),
-                        first(&["message", "Message", "errorMessage"]),
-                    )
-                }
-                Err(_) => (None, None),
-            },
+                    match rule.key {
+                        "code" => code = code.take().or(Some(text)),
+                        _ => message = message.take().or(Some(text)),
+                    }
+                });
+                (code.and_then(|c| clean(&c)), message)
+            }
             Some((body, b'<')) => (
                 xml_tag(body, "Code").and_then(|c| clean(&c)),
                 xml_tag(body, "Message"),

@@ -24,15 +24,32 @@ pub(crate) enum Found {
     Bool(bool),
 }
 
-/// Calls `out` for every rule whose member is at the top level of the JSON object `body`.
-pub(crate) fn from_json(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, Found)) {
+/// Bytes of a body examined at most, on the caller's thread: a DynamoDB
+/// Query page is 1 MB and an SQS ReceiveMessage answer up to 10 MB, and the
+/// members X-Ray records nearly always come first. Members that start past
+/// this are not recorded.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Calls `out` for every rule whose member is at the top level of the JSON
+/// object `body`, reading no further than every rule's member (or
+/// [`MAX_BODY_BYTES`]). Returns whether it stopped early, with every rule's
+/// member seen.
+pub(crate) fn from_json(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, Found)) -> bool {
+    let body = &body[..body.len().min(MAX_BODY_BYTES)];
     let mut de = serde_json::Deserializer::from_slice(body);
-    let _ = de.deserialize_map(TopLevel { rules, out });
+    let mut stopped = false;
+    let _ = de.deserialize_map(TopLevel {
+        rules,
+        out,
+        stopped: &mut stopped,
+    });
+    stopped
 }
 
 struct TopLevel<'r, 'o> {
     rules: &'r [Rule],
     out: &'o mut dyn FnMut(&Rule, Found),
+    stopped: &'o mut bool,
 }
 
 impl<'de> Visitor<'de> for TopLevel<'_, '_> {
@@ -43,11 +60,17 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Rules past the 128th are read, but not waited for.
+        let wanted = self.rules.len().min(128);
+        let mut seen = 0u128;
         while let Some(index) = map.next_key_seed(MatchKey(self.rules))? {
             let Some(rule) = index.map(|i| &self.rules[i]) else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
+            if let Some(i) = index.filter(|&i| i < 128) {
+                seen |= 1 << i;
+            }
             let found = match rule.how {
                 How::Value => map.next_value::<Scalar>()?.0,
                 How::Keys => map.next_value::<MapKeys>()?.0.map(Found::Str),
@@ -55,6 +78,11 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
             };
             if let Some(found) = found {
                 (self.out)(rule, found);
+            }
+            if wanted > 0 && seen.count_ones() as usize == wanted && self.rules.len() <= 128 {
+                // Nothing more to find: the rest is never read.
+                *self.stopped = true;
+                return Ok(());
             }
         }
         Ok(())
@@ -333,13 +361,60 @@ mod tests {
     }
 
     #[test]
+    fn reading_stops_once_every_member_is_found() {
+        let rules = [
+            Rule {
+                member: "Count",
+                key: "count",
+                how: How::Value,
+            },
+            Rule {
+                member: "TableName",
+                key: "table_name",
+                how: How::Value,
+            },
+        ];
+        let items = format!("[{}1]", "1,".repeat(1_000_000));
+        let body = format!(r#"{{"Count":2,"TableName":"t","Items":{items}}}"#);
+        let mut found = Vec::new();
+        let stopped = from_json(body.as_bytes(), &rules, &mut |r, f| found.push((r.key, f)));
+        assert!(stopped, "the 2 MB of items after the members are not read");
+        assert_eq!(
+            found,
+            [
+                ("count", Found::U64(2)),
+                ("table_name", Found::Str("t".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_member_past_the_cap_is_not_recorded() {
+        let rules = [Rule {
+            member: "LastKey",
+            key: "last_key",
+            how: How::Value,
+        }];
+        let filler = "x".repeat(MAX_BODY_BYTES);
+        let body = format!(r#"{{"Filler":"{filler}","LastKey":"k"}}"#);
+        let mut found = Vec::new();
+        assert!(!from_json(body.as_bytes(), &rules, &mut |r, f| found.push((r.key, f))));
+        assert!(
+            found.is_empty(),
+            "nothing past {MAX_BODY_BYTES} bytes is examined"
+        );
+    }
+
+    #[test]
     fn json_top_level_members() {
         let rules = &AllowList::get()
             .operation("dynamodb", "GetItem")
             .unwrap()
             .request;
         let body = br#"{"Key":{"id":{"S":"1"}},"TableName":"orders","ConsistentRead":true,"ProjectionExpression":"a, b"}"#;
-        let v = collect(|out| from_json(body, rules, out));
+        let v = collect(|out| {
+            from_json(body, rules, out);
+        });
         assert!(v.contains(&("table_name", Found::Str("orders".into()))));
         assert!(v.contains(&("consistent_read", Found::Bool(true))));
         assert!(v.contains(&("projection_expression", Found::Str("a, b".into()))));
@@ -349,7 +424,9 @@ mod tests {
             .request;
         let body = br#"{"RequestItems":{"a":{"Keys":[]},"b":{"Keys":[]}}}"#;
         assert_eq!(
-            collect(|out| from_json(body, batch, out)),
+            collect(|out| {
+                from_json(body, batch, out);
+            }),
             vec![("table_names", Found::Str("a,b".into()))]
         );
         let rx = &AllowList::get()
@@ -358,10 +435,17 @@ mod tests {
             .response;
         let body = br#"{"Messages":[{"Body":"x"},{"Body":"y"}]}"#;
         assert_eq!(
-            collect(|out| from_json(body, rx, out)),
+            collect(|out| {
+                from_json(body, rx, out);
+            }),
             vec![("message_count", Found::U64(2))]
         );
-        assert!(collect(|out| from_json(b"not json", rules, out)).is_empty());
+        assert!(
+            collect(|out| {
+                from_json(b"not json", rules, out);
+            })
+            .is_empty()
+        );
     }
 
     #[test]

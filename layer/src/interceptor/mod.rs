@@ -125,7 +125,8 @@ impl XRayInterceptor {
             let content_type = headers.get("content-type").unwrap_or_default();
             let body = request.body().bytes().unwrap_or_default();
             if is_aws_json(content_type) {
-                return extract::from_json(body, rules, &mut out);
+                extract::from_json(body, rules, &mut out);
+                return;
             }
             if content_type.starts_with("application/x-www-form-urlencoded") {
                 return extract::from_form(body, rules, &mut out);
