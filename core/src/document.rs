@@ -237,12 +237,23 @@ fn write_string_value(w: &mut JsonWriter<'_>, span: &Span, value: Stored, max_ch
     }
 }
 
+/// Keys that differ only in characters X-Ray does not allow (`a-b`, `a.b`)
+/// become one key: the value recorded last is the one written, so the
+/// object never holds a key twice.
 fn write_annotations(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
     let mut first = true;
-    for attr in &span.attrs {
+    for (i, attr) in span.attrs.iter().enumerate() {
         let Key::Annotation(name) = attr.key else {
             continue;
         };
+        let same = |a: &crate::span::Attr| match a.key {
+            Key::Annotation(other) => crate::name::sanitized_annotation_key(other)
+                .eq(crate::name::sanitized_annotation_key(name)),
+            _ => false,
+        };
+        if span.attrs[i + 1..].iter().any(same) {
+            continue;
+        }
         w.raw(if first { b",\"annotations\":{" } else { b"," });
         first = false;
         w.annotation_key(name);

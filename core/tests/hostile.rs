@@ -176,3 +176,23 @@ fn documents_too_big_for_a_datagram_are_trimmed_and_marked() {
     assert_eq!(e.stats().spans_truncated, 1);
     assert_eq!(e.stats().spans_sent, 1);
 }
+
+#[test]
+fn annotation_keys_that_sanitize_alike_are_written_once_the_last_value_winning() {
+    let daemon = Daemon::start();
+    let (e, _g) = emitter(&daemon);
+    one_span(&e, "dupes", |id| {
+        attr(&e, id, Key::Annotation("order-id"), Value::U64(1));
+        attr(&e, id, Key::Annotation("order.id"), Value::U64(2));
+        attr(&e, id, Key::Annotation("order_id"), Value::U64(3));
+        attr(&e, id, Key::Annotation("other"), Value::U64(4));
+    });
+    e.flush(Duration::from_secs(2));
+    daemon.wait_until(Duration::from_secs(2), |d| !d.is_empty());
+    let raw = daemon.take().remove(0);
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(text.matches("\"order_id\":").count(), 1, "{text}");
+    let doc = check(&raw);
+    assert_eq!(doc["annotations"]["order_id"], 3);
+    assert_eq!(doc["annotations"]["other"], 4);
+}

@@ -173,9 +173,15 @@ impl Visit for Find<'_> {
             self.found = Some(text(value));
         }
     }
+    /// `field = ?value` of a string formats it quoted: the quotes go.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == self.name {
-            self.found = Some(format(value));
+            let formatted = format(value);
+            let inner = formatted
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(&formatted);
+            self.found = Some(text(inner));
         }
     }
 }

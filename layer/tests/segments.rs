@@ -189,3 +189,15 @@ fn instrument_err_marks_the_span_with_the_error() {
         "card 4242 declined"
     );
 }
+
+#[test]
+fn an_incoming_header_recorded_with_debug_formatting_is_honoured() {
+    let incoming =
+        String::from("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
+    let (daemon, _handle) = run(XRaySubscriber::builder().sampling_rate(0.0), || {
+        drop(info_span!("handle", xray.trace_header = ?incoming).entered());
+    });
+    let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
+    assert_eq!(docs[0]["trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
+    assert_eq!(docs[0]["parent_id"], "53995c3f42cd8ad8");
+}
