@@ -12,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_channel::TryRecvError;
 use xray_bench::Discard;
 use xray_emitter::clock::Ticks;
-use xray_emitter::{Body, Emitter, Kind, Record, SegmentId};
+use xray_emitter::{Body, Emitter, Kind, Record, SegmentId, TraceId};
 
 const BATCH: u64 = 1024;
 
@@ -24,7 +24,7 @@ fn records() -> [Record; 2] {
             id,
             Body::Open {
                 parent: Some(parent),
-                trace,
+                trace: TraceId::from_parts(1, 2, 3),
                 time: Ticks(1),
                 name: "work".into(),
                 kind: Kind::Local,

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use xray_emitter::{Emitter, SegmentId, TraceId};
+use xray_emitter::{SegmentId, TraceId};
 
 fn ids() -> [u64; 4] {
     let (a, b) = (SegmentId::random(), SegmentId::random());

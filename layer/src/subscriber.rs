@@ -580,13 +580,10 @@ impl XRaySubscriber {
         if !self.concurrent && state.trace.is_some() {
             self.last_invocation.set(&state);
         }
-        if !self.states.insert(id.into_u64(), &state) {
-            // Not followed: spans under it find it by the fallback above
-            // (each open carries the trace), or are counted as untraced.
-            if state.flags & flag::OWNS_CONTEXT != 0 {
-                self.contexts.release(state.context);
-            }
-            return;
+        // Not followed: spans under it find it by the fallback above (each
+        // open carries the trace), or are counted as untraced.
+        if !self.states.insert(id.into_u64(), &state) && state.flags & flag::OWNS_CONTEXT != 0 {
+            self.contexts.release(state.context);
         }
     }
 

@@ -210,10 +210,7 @@ fn run(
         let push = next_event < events.len() && rng.chance(60);
         if push {
             let (t, record) = events[next_event];
-            assert_eq!(
-                rings[t].push(&mut cursors[t], record) == Pushed::Full,
-                false
-            );
+            assert_ne!(rings[t].push(&mut cursors[t], record), Pushed::Full);
             registered[t] = true;
             next_event += 1;
             continue;
