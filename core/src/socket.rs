@@ -13,7 +13,7 @@
 //! A host name may resolve to several addresses (`localhost` is often `::1`
 //! first while the daemon listens on 127.0.0.1): a refusal moves on to the
 //! next one, and once every one has refused the name is resolved again, on a
-//! helper thread ([`crate::resolver`]) so the sender never waits on DNS.
+//! helper thread so the sender never waits on DNS.
 
 use std::io;
 use std::net::SocketAddr;
