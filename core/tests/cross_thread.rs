@@ -78,3 +78,61 @@ fn spans_handed_between_threads_arrive_whole() {
     assert_eq!(s.records_orphaned, 0, "{s:?}");
     assert_eq!(s.records_dropped, 0);
 }
+
+/// Thousands of closes read in one pass, before the ring holding their
+/// spans' opens and fields (a sender that fell behind, then reads the
+/// closing thread's ring first): every close waits for the opens, however
+/// many there are, and every span arrives complete with its field.
+#[test]
+fn more_closes_in_one_pass_than_ever_held_before_all_wait_for_their_opens() {
+    use std::sync::{Arc, Condvar, Mutex};
+    use xray_emitter::socket::{DaemonSocket, Target};
+
+    let daemon = Daemon::start();
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let (g, addr) = (gate.clone(), daemon.addr());
+    let (e, _guard) = Emitter::builder()
+        .queue_capacity(1 << 15)
+        .open_spans(1 << 14)
+        .report_errors(false)
+        .start_with(move || common::Gate {
+            open: g,
+            socket: DaemonSocket::new(Target::Addr(addr), false),
+        })
+        .unwrap();
+    let (trace, facade) = (TraceId::new(), SegmentId::random());
+    let n = 6_000usize;
+    // The closing thread registers its ring first.
+    let (to_closer, at_closer) = mpsc::channel::<SegmentId>();
+    let ec = e.clone();
+    let closer = std::thread::spawn(move || {
+        let warm = SegmentId::random();
+        assert!(open_top(&ec, warm, trace, facade, "warm", Kind::Local) && close(&ec, warm));
+        for id in at_closer {
+            assert!(close(&ec, id));
+        }
+    });
+    // The warm span's datagram holds the sender in its transport.
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..n {
+        let id = SegmentId::random();
+        assert!(open_top(&e, id, trace, facade, "late_open", Kind::Local));
+        assert!(attr(&e, id, Key::Annotation("n"), Value::U64(1)));
+        to_closer.send(id).unwrap();
+    }
+    drop(to_closer);
+    closer.join().unwrap();
+    common::Gate::release(&gate);
+    assert!(e.flush(Duration::from_secs(10)).complete);
+    let docs = daemon.documents_with_spans(n + 1, Duration::from_secs(10));
+    let all = entities(&docs);
+    let s = e.stats();
+    assert_eq!(s.records_orphaned, 0, "{s:?}");
+    assert_eq!(s.spans_in_progress, 0, "{s:?}");
+    assert_eq!(s.spans_sent, n as u64 + 1, "{s:?}");
+    assert_eq!(
+        all.iter().filter(|e| e["annotations"]["n"] == 1).count(),
+        n,
+        "every span with its field"
+    );
+}

@@ -7,27 +7,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::spans::{close, open_top};
-use common::{Daemon, count_spans};
-use xray_emitter::socket::{DaemonSocket, Sent, Target};
-use xray_emitter::{Emitter, Kind, SegmentId, TraceId, Transport};
-
-/// A transport that holds the sender thread until the gate opens.
-struct Gate {
-    open: Arc<(Mutex<bool>, Condvar)>,
-    socket: DaemonSocket,
-}
-
-impl Transport for Gate {
-    fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
-        let (lock, cv) = &*self.open;
-        let mut open = lock.lock().unwrap();
-        while !*open {
-            open = cv.wait(open).unwrap();
-        }
-        drop(open);
-        self.socket.send(datagrams)
-    }
-}
+use common::{Daemon, Gate, count_spans};
+use xray_emitter::socket::{DaemonSocket, Target};
+use xray_emitter::{Emitter, Kind, SegmentId, TraceId};
 
 #[derive(Default)]
 struct Tally {

@@ -321,6 +321,33 @@ pub fn placed(docs: &[Value]) -> Vec<Placed> {
     out
 }
 
+/// A transport that holds the sender thread, inside its step, until the
+/// gate opens: records pile up in the rings meanwhile, to be read in one go.
+pub struct Gate {
+    pub open: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    pub socket: xray_emitter::socket::DaemonSocket,
+}
+
+impl Gate {
+    /// Opens the gate.
+    pub fn release(open: &(Mutex<bool>, std::sync::Condvar)) {
+        *open.0.lock().unwrap() = true;
+        open.1.notify_all();
+    }
+}
+
+impl xray_emitter::Transport for Gate {
+    fn send(&mut self, datagrams: &[&[u8]]) -> xray_emitter::socket::Sent {
+        let (lock, cv) = &*self.open;
+        let mut open = lock.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        drop(open);
+        self.socket.send(datagrams)
+    }
+}
+
 pub mod spans {
     //! Producing records the way a binding would.
     use xray_emitter::{
