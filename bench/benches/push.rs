@@ -25,12 +25,17 @@ fn records() -> [Record; 2] {
             Body::Open {
                 parent: Some(parent),
                 trace: TraceId::from_parts(1, 2, 3),
-                time: Ticks(1),
+                time: Ticks::from_raw(1),
                 name: "work".into(),
                 kind: Kind::Local,
             },
         ),
-        Record::new(id, Body::Close { time: Ticks(2) }),
+        Record::new(
+            id,
+            Body::Close {
+                time: Ticks::from_raw(2),
+            },
+        ),
     ]
 }
 

@@ -15,7 +15,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A raw timestamp, only meaningful to the [`Converter`] of this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Ticks(pub u64);
+pub struct Ticks(u64);
+
+impl Ticks {
+    /// Ticks from a raw count (tests, fuzzing, replays): only meaningful
+    /// beside [`now`]'s.
+    pub const fn from_raw(raw: u64) -> Ticks {
+        Ticks(raw)
+    }
+
+    /// The raw count.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+}
 
 const UNKNOWN: u8 = 0;
 const TSC: u8 = 1;

@@ -20,7 +20,7 @@ use crate::address::{AddressError, DaemonAddress};
 use crate::id::SegmentId;
 use crate::outbox::Transport;
 use crate::record::{Key, Record};
-use crate::ring::{Cursor, Pushed, Ring};
+use crate::ring::{Producer, Pushed, ring};
 use crate::sender::{self, Shared};
 use crate::socket::{DaemonSocket, Target};
 use crate::stats::{Counters, Stats};
@@ -204,16 +204,9 @@ fn next_id() -> u64 {
 }
 
 /// This thread's ring for one emitter.
-struct Producer {
+struct Local {
     emitter: u64,
-    ring: Arc<Ring>,
-    cursor: Cursor,
-}
-
-impl Drop for Producer {
-    fn drop(&mut self) {
-        self.ring.abandon();
-    }
+    ring: Producer,
 }
 
 /// Emitters a thread pushes to at once; past this the least recent one's
@@ -221,7 +214,7 @@ impl Drop for Producer {
 const PRODUCERS: usize = 4;
 
 thread_local! {
-    static LOCAL: RefCell<ArrayVec<Producer, PRODUCERS>> = const { RefCell::new(ArrayVec::new_const()) };
+    static LOCAL: RefCell<ArrayVec<Local, PRODUCERS>> = const { RefCell::new(ArrayVec::new_const()) };
 }
 
 struct Inner {
@@ -297,8 +290,7 @@ impl Emitter {
                 Some(i) => i,
                 None => self.register(&mut local)?,
             };
-            let p = &mut local[i];
-            Some(p.ring.push(&mut p.cursor, record))
+            Some(local[i].ring.push(record))
         });
         match pushed {
             Ok(Some(Pushed::Ok)) => true,
@@ -316,24 +308,24 @@ impl Emitter {
     /// Makes this thread's ring: once per thread, the one allocation.
     #[cold]
     #[inline(never)]
-    fn register(&self, local: &mut ArrayVec<Producer, PRODUCERS>) -> Option<usize> {
+    fn register(&self, local: &mut ArrayVec<Local, PRODUCERS>) -> Option<usize> {
         let inner = &*self.inner;
         if !inner.enabled || inner.shared.shutdown.load(Ordering::Acquire) {
             return None;
         }
-        let ring = Arc::new(Ring::new(inner.ring_capacity));
+        let (producer, consumer) = ring(inner.ring_capacity);
         {
             let mut rings = inner.shared.rings.lock().unwrap_or_else(|p| p.into_inner());
-            rings.push(ring.clone());
+            rings.watches.push(consumer.watch());
+            rings.incoming.push(consumer);
         }
         inner.shared.rings_version.fetch_add(1, Ordering::AcqRel);
         if local.is_full() {
             local.remove(0);
         }
-        local.push(Producer {
+        local.push(Local {
             emitter: inner.id,
-            ring,
-            cursor: Cursor::default(),
+            ring: producer,
         });
         Some(local.len() - 1)
     }

@@ -23,7 +23,8 @@ pub mod name;
 mod outbox;
 pub mod record;
 mod resolver;
-mod ring;
+#[doc(hidden)]
+pub mod ring;
 mod sender;
 pub mod socket;
 mod span;

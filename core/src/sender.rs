@@ -25,7 +25,7 @@ use std::time::Duration;
 use crate::collector::Collector;
 use crate::outbox::Transport;
 use crate::record::{Body, Record};
-use crate::ring::Ring;
+use crate::ring::{Consumer, Watch};
 use crate::stats::Counters;
 use crate::table::TableConfig;
 
@@ -48,6 +48,13 @@ const PASSES: usize = 16;
 /// enqueued before it, then enough for its ends of traces to be due.
 const SETTLE_PASSES: usize = 1 + END_WAIT as usize;
 
+/// Where producers hand their rings' reading ends to the sender.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub(crate) incoming: Vec<Consumer>,
+    pub(crate) watches: Vec<Watch>,
+}
+
 /// State shared by the handles and the thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -63,8 +70,10 @@ pub(crate) struct Shared {
     /// The process was restored from a snapshot: re-anchor, reopen.
     pub(crate) restored: AtomicBool,
     pub(crate) thread: OnceLock<Thread>,
-    /// Every producer's ring; producers add theirs, the sender removes finished ones.
-    pub(crate) rings: Mutex<Vec<Arc<Ring>>>,
+    /// Rings registered and not yet taken by the sender (and, once it has
+    /// stopped, the ones it hands back to [`Shared::reap`]), with a view of
+    /// every ring's length.
+    pub(crate) rings: Mutex<Registry>,
     pub(crate) rings_version: AtomicU64,
 }
 
@@ -80,7 +89,7 @@ impl Shared {
             stopped: AtomicBool::new(false),
             restored: AtomicBool::new(false),
             thread: OnceLock::new(),
-            rings: Mutex::new(Vec::new()),
+            rings: Mutex::new(Registry::default()),
             rings_version: AtomicU64::new(0),
         }
     }
@@ -94,7 +103,7 @@ impl Shared {
     /// Records waiting in all rings.
     pub(crate) fn queued(&self) -> usize {
         let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
-        rings.iter().map(|r| r.len()).sum()
+        rings.watches.iter().map(|r| r.len()).sum()
     }
 
     /// Once the sender has stopped, takes what producers pushed after its
@@ -106,8 +115,8 @@ impl Shared {
         if !self.stopped.load(Ordering::Acquire) {
             return;
         }
-        let rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
-        for ring in rings.iter() {
+        let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        for ring in rings.incoming.iter_mut() {
             let (mut records, mut opens) = (0u64, 0u64);
             ring.drain(usize::MAX, |r| {
                 records += 1;
@@ -138,7 +147,7 @@ impl Shared {
 /// pass reads every ring (the list refreshed at its start) up to the tail it
 /// finds, so every pass counts.
 struct Passes {
-    rings: Vec<Arc<Ring>>,
+    rings: Vec<Consumer>,
     version: u64,
     /// Closes and ends of traces read in earlier passes, with the complete
     /// passes each still waits.
@@ -159,7 +168,7 @@ struct Passes {
 /// parent to travel nested in it); ends of traces after every close.
 fn end_order(r: &Record) -> u64 {
     match r.body {
-        Body::Close { time } => time.0,
+        Body::Close { time } => time.raw(),
         _ => u64::MAX,
     }
 }
@@ -197,12 +206,12 @@ impl Passes {
         self.version = u64::MAX;
     }
 
+    /// Takes the rings registered since the last look.
     fn refresh_rings(&mut self, shared: &Shared) {
         let version = shared.rings_version.load(Ordering::Acquire);
         if version != self.version {
-            let rings = shared.rings.lock().unwrap_or_else(|p| p.into_inner());
-            self.rings.clear();
-            self.rings.extend(rings.iter().cloned());
+            let mut rings = shared.rings.lock().unwrap_or_else(|p| p.into_inner());
+            self.rings.append(&mut rings.incoming);
             self.version = version;
         }
     }
@@ -213,16 +222,25 @@ impl Passes {
             return;
         }
         let mut rings = shared.rings.lock().unwrap_or_else(|p| p.into_inner());
-        rings.retain(|r| !r.is_finished());
-        shared.rings_version.fetch_add(1, Ordering::AcqRel);
+        let finished =
+            |w: &Watch| (self.rings.iter()).any(|r| r.is_finished() && r.is_watched_by(w));
+        rings.watches.retain(|w| !finished(w));
+        drop(rings);
+        self.rings.retain(|r| !r.is_finished());
+    }
+
+    /// Hands the rings back for [`Shared::reap`]: the sender reads no more.
+    fn hand_back(&mut self, shared: &Shared) {
+        let mut rings = shared.rings.lock().unwrap_or_else(|p| p.into_inner());
+        rings.incoming.append(&mut self.rings);
     }
 
     /// One pass: every ring registered when it starts, each read up to its
     /// tail, then what became due. Returns the number of records taken.
     fn pass<T: Transport>(&mut self, shared: &Shared, collector: &mut Collector<T>) -> usize {
         self.refresh_rings(shared);
-        let rings = std::mem::take(&mut self.rings);
-        let taken = rings.iter().map(|r| self.read(r, collector)).sum();
+        let mut rings = std::mem::take(&mut self.rings);
+        let taken = rings.iter_mut().map(|r| self.read(r, collector)).sum();
         self.rings = rings;
         self.after_pass(collector, false);
         taken
@@ -230,7 +248,7 @@ impl Passes {
 
     /// Reads one ring up to its tail: opens and fields are applied at once,
     /// closes and ends of traces held. Returns the number of records taken.
-    fn read<T: Transport>(&mut self, ring: &Ring, collector: &mut Collector<T>) -> usize {
+    fn read<T: Transport>(&mut self, ring: &mut Consumer, collector: &mut Collector<T>) -> usize {
         let Passes {
             held,
             fresh,
@@ -388,6 +406,8 @@ pub(crate) fn run<T: Transport>(
             }));
             passes.count_received(&shared.counters);
             // Pushed between the last pass and producers seeing the shutdown.
+            passes.refresh_rings(&shared);
+            passes.hand_back(&shared);
             shared.stopped.store(true, Ordering::Release);
             shared.reap();
             shared.running.store(false, Ordering::Release);

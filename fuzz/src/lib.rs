@@ -303,7 +303,7 @@ fn build_document(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbit
             Body::Open {
                 parent: Some(parent),
                 trace,
-                time: Ticks(u.arbitrary()?),
+                time: Ticks::from_raw(u.arbitrary()?),
                 name: name.into(),
                 kind,
             },
@@ -347,7 +347,7 @@ fn build_document(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbit
         c.apply(&Record::new(
             *id,
             Body::Close {
-                time: Ticks(u.arbitrary()?),
+                time: Ticks::from_raw(u.arbitrary()?),
             },
         ));
     }
@@ -421,7 +421,7 @@ fn drive_table(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbitrar
                     Body::Open {
                         parent,
                         trace: TraceId::from_parts(1, 2, u.arbitrary()?),
-                        time: Ticks(u.arbitrary()?),
+                        time: Ticks::from_raw(u.arbitrary()?),
                         name: name.into(),
                         kind,
                     },
@@ -463,7 +463,7 @@ fn drive_table(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbitrar
             4 | 5 => c.apply(&Record::new(
                 span,
                 Body::Close {
-                    time: Ticks(u.arbitrary()?),
+                    time: Ticks::from_raw(u.arbitrary()?),
                 },
             )),
             6 => c.apply(&Record::new(

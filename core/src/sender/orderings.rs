@@ -10,7 +10,7 @@ use super::*;
 use crate::clock::Ticks;
 use crate::id::{SegmentId, TraceId};
 use crate::record::{Key, Kind, Value};
-use crate::ring::{Cursor, Pushed};
+use crate::ring::{Pushed, ring};
 use crate::socket::Sent;
 
 /// xorshift64*: a fixed seed gives the same schedule every run.
@@ -118,7 +118,7 @@ fn script(rng: &mut Rng, threads: usize) -> (Vec<(usize, Record)>, BTreeSet<Plac
             0 => Body::Open {
                 parent: Some(s.parent),
                 trace: s.trace,
-                time: Ticks(time),
+                time: Ticks::from_raw(time),
                 name: "span".into(),
                 kind: Kind::Local,
             },
@@ -137,7 +137,9 @@ fn script(rng: &mut Rng, threads: usize) -> (Vec<(usize, Record)>, BTreeSet<Plac
                     value: Value::U64(n as u64),
                 }
             }
-            _ => Body::Close { time: Ticks(time) },
+            _ => Body::Close {
+                time: Ticks::from_raw(time),
+            },
         };
         events.push((thread[i], Record::new(s.id, body)));
         step[i] += 1;
@@ -198,8 +200,7 @@ fn run(
     events: &[(usize, Record)],
     table: TableConfig,
 ) -> Collector<Capture> {
-    let rings: Vec<Ring> = (0..threads).map(|_| Ring::new(1 << 12)).collect();
-    let mut cursors: Vec<Cursor> = (0..threads).map(|_| Cursor::default()).collect();
+    let (mut producers, mut rings): (Vec<_>, Vec<_>) = (0..threads).map(|_| ring(1 << 12)).unzip();
     let mut registered = vec![false; threads];
     let mut collector = Collector::new(table, Capture::default());
     let mut passes = Passes::new();
@@ -210,7 +211,7 @@ fn run(
         let push = next_event < events.len() && rng.chance(60);
         if push {
             let (t, record) = events[next_event];
-            assert_ne!(rings[t].push(&mut cursors[t], record), Pushed::Full);
+            assert_ne!(producers[t].push(record), Pushed::Full);
             registered[t] = true;
             next_event += 1;
             continue;
@@ -237,7 +238,7 @@ fn run(
                 }
             }
             Some(t) => {
-                passes.read(&rings[t], &mut collector);
+                passes.read(&mut rings[t], &mut collector);
             }
         }
     }
