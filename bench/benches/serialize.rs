@@ -8,21 +8,21 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use xray_bench::{Discard, aws_call};
-use xray_emitter::{Collector, SegmentId, TableConfig, TraceId, clock};
+use xray_emitter::{Assembler, SegmentId, TableConfig, TraceId, clock};
 
 fn serialize(c: &mut Criterion) {
     let trace = TraceId::new();
     let facade = SegmentId::random();
     let records = aws_call::records(trace, facade);
 
-    let mut collector = Collector::new(TableConfig::default(), Discard::default());
-    records.iter().for_each(|r| collector.apply(r));
-    collector.send();
-    let datagram_bytes = collector.stats().bytes_sent;
+    let mut assembler = Assembler::new(TableConfig::default(), Discard::default());
+    records.iter().for_each(|r| assembler.apply(r));
+    assembler.send();
+    let datagram_bytes = assembler.stats().bytes_sent;
 
     // The same span, kept open, for the serialization step alone.
     let open = &records[..records.len() - 1];
-    let mut held = Collector::new(TableConfig::default(), Discard::default());
+    let mut held = Assembler::new(TableConfig::default(), Discard::default());
     open.iter().for_each(|r| held.apply(r));
     let end = clock::now();
     let mut out = vec![0u8; 64 * 1024];
@@ -63,13 +63,13 @@ fn serialize(c: &mut Criterion) {
     g.bench_function("xray_emitter_records_to_datagram", |b| {
         b.iter(|| {
             for r in &records {
-                collector.apply(black_box(r));
+                assembler.apply(black_box(r));
             }
         })
     });
     g.finish();
-    collector.send();
-    assert_eq!(collector.stats().spans_lost, 0);
+    assembler.send();
+    assert_eq!(assembler.stats().spans_lost, 0);
 }
 
 criterion_group!(benches, serialize);

@@ -9,7 +9,7 @@
 //! ```
 
 use xray_bench::{Discard, aws_call};
-use xray_emitter::{Collector, SegmentId, TableConfig, TraceId};
+use xray_emitter::{Assembler, SegmentId, TableConfig, TraceId};
 
 fn main() {
     let n: u64 = std::env::args()
@@ -20,14 +20,14 @@ fn main() {
         return serde_baseline(n);
     }
     let records = aws_call::records(TraceId::new(), SegmentId::random());
-    let mut collector = Collector::new(TableConfig::default(), Discard::default());
+    let mut assembler = Assembler::new(TableConfig::default(), Discard::default());
     for _ in 0..n {
         for r in &records {
-            collector.apply(std::hint::black_box(r));
+            assembler.apply(std::hint::black_box(r));
         }
     }
-    collector.send();
-    let s = collector.stats();
+    assembler.send();
+    let s = assembler.stats();
     println!(
         "{} documents, {} bytes, {} per document",
         s.documents_sent,

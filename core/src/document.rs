@@ -150,7 +150,7 @@ pub(crate) fn write_own(
     write_cause(w, span, trim);
     write_annotations(w, span, trim);
     let user_metadata = trim.metadata && has_metadata(span);
-    let lost = truncated || span.lost;
+    let lost = truncated || span.truncated;
     if user_metadata || lost {
         w.raw(b",\"metadata\":{");
         if user_metadata {

@@ -23,7 +23,7 @@ use crate::record::{Key, Record};
 use crate::ring::{Producer, Pushed, ring};
 use crate::sender::{self, Shared};
 use crate::socket::{DaemonSocket, Target};
-use crate::stats::{Counters, Stats};
+use crate::stats::Stats;
 use crate::table::TableConfig;
 
 /// Why the emitter did not start.
@@ -95,9 +95,16 @@ impl EmitterBuilder {
         self
     }
 
-    /// Sends to this daemon address (resolved on the sender thread, retried if it fails).
+    /// Sends to this daemon address (a host name is resolved off the sender
+    /// thread, again when every address it gave refuses).
     pub fn daemon_address(mut self, address: &DaemonAddress) -> Self {
         self.target = Some(Target::Host(address.udp.clone()));
+        self
+    }
+
+    /// Sends to `target`.
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = Some(target);
         self
     }
 
@@ -370,7 +377,7 @@ impl Emitter {
         let mut all = true;
         let cut = Record::split_str(span, key, value, |r| all &= self.push(r));
         if cut {
-            Counters::add(&self.inner.shared.counters.values_truncated, 1);
+            self.inner.shared.counters.values_truncated.add(1);
         }
         all
     }
@@ -435,7 +442,7 @@ impl Emitter {
         let complete = *done >= ticket;
         drop(done);
         if !complete {
-            Counters::add(&shared.counters.flush_timeouts, 1);
+            shared.counters.flush_timeouts.add(1);
         }
         Flushed {
             complete,

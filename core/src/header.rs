@@ -122,11 +122,25 @@ impl TraceHeader {
         Ok(header)
     }
 
-    /// Adds the `key=value` parts of `text` (such as the extras of another
-    /// header) to this one. Root, Parent and Sampled in `text` must not
-    /// repeat ones already set.
+    /// Adds the extra `key=value` parts of `text` (such as the extras of
+    /// another header: `Lineage=…`) to this one. Only extras: a `Root`,
+    /// `Parent`, `Sampled` or `Self` part of `text` is left out, so this never
+    /// changes where the header points.
     pub fn with_extras(mut self, text: &str) -> Result<Self, HeaderError> {
-        self.merge(text)?;
+        let mut extras = TraceHeader {
+            root: None,
+            parent: None,
+            sampled: None,
+            extras: ArrayString::new(),
+            extras_dropped: false,
+        };
+        extras.merge(text)?;
+        for part in extras.extras().split(';').filter(|p| !p.is_empty()) {
+            if let Some((key, value)) = part.split_once('=') {
+                self.push_extra(key, value);
+            }
+        }
+        self.extras_dropped |= extras.extras_dropped;
         Ok(self)
     }
 
@@ -275,6 +289,20 @@ impl fmt::Debug for TraceHeader {
 mod tests {
     use super::*;
 
+    #[test]
+    fn with_extras_adds_extras_only() {
+        let base = TraceHeader::parse(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        )
+        .unwrap();
+        let other = "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=1111111111111111;Sampled=0;Lineage=a87bd80c:1";
+        let merged = base.with_extras(other).unwrap();
+        assert_eq!(merged.root, base.root);
+        assert_eq!(merged.parent, base.parent);
+        assert_eq!(merged.sampled, base.sampled);
+        assert_eq!(merged.extras(), "Lineage=a87bd80c:1");
+    }
+
     const LAMBDA: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
 
     #[test]
@@ -367,10 +395,11 @@ mod tests {
             .with_extras(h.extras())
             .unwrap();
         assert_eq!(rebuilt, h);
+        // Extras only: a Root in the text does not replace the header's.
+        let other = "Root=1-6759e988-bd862e3fe1be46a994272793";
         assert_eq!(
-            TraceHeader::new(root, None, None)
-                .with_extras("Root=1-5759e988-bd862e3fe1be46a994272793"),
-            Err(HeaderError::Duplicate)
+            TraceHeader::new(root, None, None).with_extras(other),
+            Ok(TraceHeader::new(root, None, None))
         );
     }
 

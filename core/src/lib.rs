@@ -12,8 +12,8 @@
 //! to records.
 
 pub mod address;
+mod assembler;
 pub mod clock;
-mod collector;
 pub mod document;
 mod emitter;
 pub mod header;
@@ -32,7 +32,7 @@ mod stats;
 mod table;
 
 pub use address::{AddressError, DaemonAddress};
-pub use collector::Collector;
+pub use assembler::Assembler;
 pub use emitter::{Emitter, EmitterBuilder, EmitterGuard, Flushed, StartError};
 pub use header::{HeaderError, Sampled, TraceHeader};
 pub use id::{SegmentId, TraceId};

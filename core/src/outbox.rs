@@ -78,7 +78,7 @@ impl<T: Transport> Outbox<T> {
     /// [`DATAGRAM_MAX`]. Returns whether it was kept.
     fn datagram(&mut self, spans: u64, write: impl FnOnce(&mut JsonWriter<'_>)) -> bool {
         if self.ends.is_full() || self.arena.len() - self.len < DATAGRAM_MAX {
-            self.flush();
+            self.send_all();
         }
         let start = self.len;
         let limit = (start + DATAGRAM_MAX).min(self.arena.len());
@@ -117,7 +117,7 @@ impl<T: Transport> Outbox<T> {
     }
 
     /// Hands every collected datagram to the transport.
-    pub(crate) fn flush(&mut self) {
+    pub(crate) fn send_all(&mut self) {
         if self.ends.is_empty() {
             return;
         }
@@ -130,22 +130,22 @@ impl<T: Transport> Outbox<T> {
         let sent = self.transport.send(&slices);
         let spans: u64 = self.ends.iter().map(|&(_, n)| n).sum();
         let c = &self.counters;
-        Counters::add(&c.documents_sent, sent.datagrams as u64);
-        Counters::add(&c.bytes_sent, sent.bytes as u64);
-        Counters::add(&c.send_errors, sent.errors as u64);
+        c.documents_sent.add(sent.datagrams as u64);
+        c.bytes_sent.add(sent.bytes as u64);
+        c.send_errors.add(sent.errors as u64);
         let failed: u64 = (self.ends.iter().enumerate())
             .filter(|&(i, _)| sent.failed & (1 << i) != 0)
             .map(|(_, &(_, n))| n)
             .sum();
-        Counters::add(&c.spans_sent, spans - failed);
-        Counters::add(&c.spans_lost, failed);
+        c.spans_sent.add(spans - failed);
+        c.spans_lost.add(failed);
         // Datagrams of the previous batch counted as sent, refused since:
         // moved from sent to lost.
         for i in (0..MAX_BATCH).filter(|&i| sent.late & (1 << i) != 0) {
             let n = std::mem::take(&mut self.previous[i]);
-            Counters::sub(&c.spans_sent, n);
-            Counters::add(&c.spans_lost, n);
-            Counters::sub(&c.documents_sent, 1);
+            c.spans_sent.sub(n);
+            c.spans_lost.add(n);
+            c.documents_sent.sub(1);
         }
         self.previous = [0; MAX_BATCH];
         for (i, &(_, n)) in self.ends.iter().enumerate() {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
-use crate::collector::Collector;
+use crate::assembler::Assembler;
 use crate::outbox::Transport;
 use crate::record::{Body, Record};
 use crate::ring::{Consumer, Watch};
@@ -137,7 +137,7 @@ impl Shared {
     }
 }
 
-/// The sender's working state besides the collector.
+/// The sender's working state besides the assembler.
 ///
 /// A close is never applied in the pass that read it: records of its span
 /// (fields, children, even its open) may sit in a ring read later in that
@@ -192,14 +192,14 @@ impl Passes {
     /// Counts the records taken since the last call; returns how many.
     fn count_received(&mut self, counters: &Counters) -> u64 {
         let n = std::mem::take(&mut self.received);
-        Counters::add(&counters.records_received, n);
+        counters.records_received.add(n);
         n
     }
 
     /// Forgets the records held (after a panic), counting them as orphaned.
     fn clear(&mut self, counters: &Counters) {
         let held = self.held.len() + self.fresh.len() + self.pending.len();
-        Counters::add(&counters.records_orphaned, held as u64);
+        counters.records_orphaned.add(held as u64);
         self.held.clear();
         self.fresh.clear();
         self.pending.clear();
@@ -237,18 +237,18 @@ impl Passes {
 
     /// One pass: every ring registered when it starts, each read up to its
     /// tail, then what became due. Returns the number of records taken.
-    fn pass<T: Transport>(&mut self, shared: &Shared, collector: &mut Collector<T>) -> usize {
+    fn pass<T: Transport>(&mut self, shared: &Shared, assembler: &mut Assembler<T>) -> usize {
         self.refresh_rings(shared);
         let mut rings = std::mem::take(&mut self.rings);
-        let taken = rings.iter_mut().map(|r| self.read(r, collector)).sum();
+        let taken = rings.iter_mut().map(|r| self.read(r, assembler)).sum();
         self.rings = rings;
-        self.after_pass(collector, false);
+        self.after_pass(assembler, false);
         taken
     }
 
     /// Reads one ring up to its tail: opens and fields are applied at once,
     /// closes and ends of traces held. Returns the number of records taken.
-    fn read<T: Transport>(&mut self, ring: &mut Consumer, collector: &mut Collector<T>) -> usize {
+    fn read<T: Transport>(&mut self, ring: &mut Consumer, assembler: &mut Assembler<T>) -> usize {
         let Passes {
             held,
             fresh,
@@ -267,19 +267,19 @@ impl Passes {
                     // evicted, the longest held first. Counted: a late
                     // field of theirs would be orphaned.
                     for list in [&mut *held, &mut *fresh] {
-                        if collector.table_full() && !list.is_empty() {
-                            Counters::add(
-                                &collector.counters().closes_settled_early,
-                                list.len() as u64,
-                            );
+                        if assembler.table_full() && !list.is_empty() {
+                            assembler
+                                .counters()
+                                .closes_settled_early
+                                .add(list.len() as u64);
                             due.extend(list.drain(..).map(|(r, _)| r));
-                            Self::apply_due(due, pending, collector);
+                            Self::apply_due(due, pending, assembler);
                         }
                     }
-                    collector.try_apply(record);
+                    assembler.try_apply(record);
                 }
                 _ => {
-                    if !collector.try_apply(record) {
+                    if !assembler.try_apply(record) {
                         pending.push((*record, 0));
                     }
                 }
@@ -290,14 +290,14 @@ impl Passes {
     /// After a complete pass: records of spans that opened in it, then the
     /// closes and ends of traces whose wait is over. `last`: no pass follows,
     /// so everything held is applied and what still finds no span is orphaned.
-    fn after_pass<T: Transport>(&mut self, collector: &mut Collector<T>, last: bool) {
+    fn after_pass<T: Transport>(&mut self, assembler: &mut Assembler<T>, last: bool) {
         std::mem::swap(&mut self.pending, &mut self.retry);
         for (record, age) in self.retry.drain(..) {
-            if collector.try_apply(&record) {
+            if assembler.try_apply(&record) {
                 continue;
             }
             if age + 1 >= PENDING_WAIT {
-                Counters::add(&collector.counters().records_orphaned, 1);
+                assembler.counters().records_orphaned.add(1);
             } else {
                 self.pending.push((record, age + 1));
             }
@@ -314,12 +314,12 @@ impl Passes {
         if last {
             due.extend(self.fresh.drain(..).map(|(r, _)| r));
         }
-        Self::apply_due(&mut self.due, &mut self.pending, collector);
+        Self::apply_due(&mut self.due, &mut self.pending, assembler);
         self.held.append(&mut self.fresh);
         if last {
             for (record, _) in self.pending.drain(..) {
-                if !collector.try_apply(&record) {
-                    Counters::add(&collector.counters().records_orphaned, 1);
+                if !assembler.try_apply(&record) {
+                    assembler.counters().records_orphaned.add(1);
                 }
             }
         }
@@ -330,11 +330,11 @@ impl Passes {
     fn apply_due<T: Transport>(
         due: &mut Vec<Record>,
         pending: &mut Vec<(Record, u8)>,
-        collector: &mut Collector<T>,
+        assembler: &mut Assembler<T>,
     ) {
         due.sort_unstable_by_key(end_order);
         for record in due.drain(..) {
-            if !collector.try_apply(&record) {
+            if !assembler.try_apply(&record) {
                 pending.push((record, 0));
             }
         }
@@ -346,21 +346,21 @@ impl Passes {
     fn step<T: Transport>(
         &mut self,
         shared: &Shared,
-        collector: &mut Collector<T>,
+        assembler: &mut Assembler<T>,
         complete: bool,
     ) {
         if shared.restored.swap(false, Ordering::AcqRel) {
-            collector.restored();
+            assembler.restored();
         }
-        collector.refresh_clock(Duration::from_millis(50));
+        assembler.refresh_clock(Duration::from_millis(50));
         let least = if complete { SETTLE_PASSES } else { 1 };
         for done in 1..=PASSES {
-            let taken = self.pass(shared, collector);
+            let taken = self.pass(shared, assembler);
             if taken == 0 && done >= least {
                 break;
             }
         }
-        collector.send();
+        assembler.send();
         self.forget_finished(shared);
     }
 }
@@ -376,7 +376,7 @@ pub(crate) fn run<T: Transport>(
     transport: T,
 ) {
     shared.running.store(true, Ordering::Release);
-    let mut collector = Collector::with_counters(table, transport, shared.counters.clone());
+    let mut assembler = Assembler::with_counters(table, transport, shared.counters.clone());
     let mut passes = Passes::new();
     let mut idle = 0u32;
     let mut acked = 0u64;
@@ -385,12 +385,12 @@ pub(crate) fn run<T: Transport>(
         let stopping = shared.shutdown.load(Ordering::Acquire);
         let complete = ticket > acked || stopping;
         let step = catch_unwind(AssertUnwindSafe(|| {
-            passes.step(&shared, &mut collector, complete)
+            passes.step(&shared, &mut assembler, complete)
         }));
         if step.is_err() {
             // A bug, not bad data: start over with empty state rather than
             // die, counting what is forgotten.
-            collector.clear();
+            assembler.clear();
             passes.clear(&shared.counters);
         }
         let taken = passes.count_received(&shared.counters);
@@ -400,9 +400,9 @@ pub(crate) fn run<T: Transport>(
         }
         if stopping {
             let _ = catch_unwind(AssertUnwindSafe(|| {
-                passes.step(&shared, &mut collector, true);
-                passes.after_pass(&mut collector, true);
-                collector.finish();
+                passes.step(&shared, &mut assembler, true);
+                passes.after_pass(&mut assembler, true);
+                assembler.finish();
             }));
             passes.count_received(&shared.counters);
             // Pushed between the last pass and producers seeing the shutdown.

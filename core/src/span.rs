@@ -59,7 +59,7 @@ pub(crate) struct Span {
     text: String,
     pending: Option<Pending>,
     /// Something was left out: a field over capacity, a cut value, a lost chunk.
-    pub(crate) lost: bool,
+    pub(crate) truncated: bool,
     /// Index of the buffer holding closed children, if any.
     pub(crate) children: Option<usize>,
     /// Open order, for evicting the oldest span from a full table.
@@ -81,7 +81,7 @@ impl Span {
             attrs: ArrayVec::new(),
             text: String::with_capacity(text),
             pending: None,
-            lost: false,
+            truncated: false,
             children: None,
             seq: 0,
         }
@@ -110,7 +110,7 @@ impl Span {
         self.attrs.clear();
         self.text.clear();
         self.pending = None;
-        self.lost = false;
+        self.truncated = false;
         self.children = None;
         self.seq = seq;
     }
@@ -152,14 +152,14 @@ impl Span {
             Value::Bool(v) => Stored::Bool(v),
             Value::Str(inline) => {
                 if inline.cut() {
-                    self.lost = true;
+                    self.truncated = true;
                 }
                 let start = self.text.len() as u32;
                 let mut carry = ArrayVec::new();
                 let complete = self.append(&mut carry, inline.bytes());
                 if !complete {
                     // No room left (or not UTF-8): the value is cut, say so.
-                    self.lost = true;
+                    self.truncated = true;
                 }
                 let received = inline.bytes().len();
                 if received < inline.total() && complete {
@@ -171,7 +171,7 @@ impl Span {
                     });
                 } else if !carry.is_empty() {
                     // The value ended inside a character.
-                    self.lost = true;
+                    self.truncated = true;
                 }
                 Stored::Text {
                     start,
@@ -198,7 +198,7 @@ impl Span {
                     }
                     None => {
                         if self.attrs.try_push(Attr { key, value: stored }).is_err() {
-                            self.lost = true;
+                            self.truncated = true;
                             self.pending = None;
                             return;
                         }
@@ -215,12 +215,12 @@ impl Span {
     /// Appends the continuation of the latest string value.
     pub(crate) fn more(&mut self, chunk: &Chunk) {
         let Some(mut p) = self.pending.take() else {
-            self.lost = true;
+            self.truncated = true;
             return;
         };
         if chunk.offset() != p.offset {
             // A chunk went missing: keep what arrived in order.
-            self.lost = true;
+            self.truncated = true;
             return;
         }
         let before = self.text.len();
@@ -244,18 +244,18 @@ impl Span {
         }
         p.offset += chunk.bytes().len();
         if !complete {
-            self.lost = true;
+            self.truncated = true;
         } else if p.offset < p.total {
             self.pending = Some(p);
         } else if !p.carry.is_empty() {
-            self.lost = true;
+            self.truncated = true;
         }
     }
 
     /// A value still waiting for chunks is complete as far as it got.
     pub(crate) fn finish_pending(&mut self) {
         if self.pending.take().is_some() {
-            self.lost = true;
+            self.truncated = true;
         }
     }
 
@@ -368,7 +368,7 @@ mod tests {
             let mut span = Span::with_capacity(4096);
             apply(&mut span, &value, |_| true);
             assert_eq!(stored(&span), value);
-            assert!(!span.lost);
+            assert!(!span.truncated);
         }
     }
 
@@ -379,7 +379,7 @@ mod tests {
         apply(&mut span, &value, |i| i != 3);
         let kept = stored(&span);
         assert!(value.starts_with(kept) && kept.len() < value.len());
-        assert!(span.lost);
+        assert!(span.truncated);
     }
 
     #[test]
@@ -388,13 +388,13 @@ mod tests {
         // without marking the span truncated.
         let mut span = Span::with_capacity(30);
         apply(&mut span, &"x".repeat(30), |_| true);
-        assert!(!span.lost);
+        assert!(!span.truncated);
         let id = span.id;
         Record::split_str(id, Key::Metadata("k1"), "-E", |r| match r.body {
             Body::Attr { key, value } => span.set(key, &value),
             _ => unreachable!(),
         });
-        assert!(span.lost);
+        assert!(span.truncated);
     }
 
     #[test]
@@ -403,6 +403,6 @@ mod tests {
         let mut span = Span::with_capacity(101);
         apply(&mut span, &value, |_| true);
         assert_eq!(stored(&span), "é".repeat(50));
-        assert!(span.lost);
+        assert!(span.truncated);
     }
 }

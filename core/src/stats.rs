@@ -7,6 +7,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crossbeam_utils::CachePadded;
+
 macro_rules! counters {
     (
         $( $(#[$doc:meta])* $name:ident ),* $(,)?
@@ -21,14 +23,14 @@ macro_rules! counters {
 
         #[derive(Debug, Default)]
         pub(crate) struct Counters {
-            $( pub(crate) $name: AtomicU64, )*
+            $( pub(crate) $name: Counter, )*
             $( pub(crate) $sname: Striped, )*
         }
 
         impl Counters {
             pub(crate) fn snapshot(&self) -> Stats {
                 Stats {
-                    $( $name: self.$name.load(Ordering::Relaxed), )*
+                    $( $name: self.$name.0.load(Ordering::Relaxed), )*
                     $( $sname: self.$sname.sum(), )*
                 }
             }
@@ -87,16 +89,20 @@ counters! {
     spans_dropped,
 }
 
-impl Counters {
+/// A counter the sender bumps (producers only on rare paths).
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
     #[inline]
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Takes back a count made too early (a datagram refused after it was
     /// counted as sent).
-    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
-        counter.fetch_sub(n, Ordering::Relaxed);
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -106,21 +112,17 @@ const STRIPES: usize = 16;
 /// the traffic): split across cache lines so threads rarely share one.
 #[derive(Debug, Default)]
 pub(crate) struct Striped {
-    cells: [Padded; STRIPES],
+    cells: [CachePadded<AtomicU64>; STRIPES],
 }
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Padded(AtomicU64);
 
 impl Striped {
     #[inline]
     pub(crate) fn add(&self, n: u64) {
-        self.cells[stripe()].0.fetch_add(n, Ordering::Relaxed);
+        self.cells[stripe()].fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn sum(&self) -> u64 {
-        self.cells.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+        self.cells.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 }
 

@@ -229,8 +229,8 @@ impl SpanTable {
     fn evict<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
         self.report_in_progress(slot, out);
         self.release(slot);
-        Counters::add(&self.counters.spans_evicted, 1);
-        Counters::add(&self.counters.spans_lost, 1);
+        self.counters.spans_evicted.add(1);
+        self.counters.spans_lost.add(1);
     }
 
     /// Writes the document of an open span, as its close would with `end`,
@@ -336,8 +336,8 @@ impl SpanTable {
         }
         self.scratch[len] = b'}';
         len += 1;
-        if trimmed || self.slots[s].lost {
-            Counters::add(&self.counters.spans_truncated, 1);
+        if trimmed || self.slots[s].truncated {
+            self.counters.spans_truncated.add(1);
         }
         self.route(slot, len, spans, out);
         self.release(slot);
@@ -349,12 +349,12 @@ impl SpanTable {
         let entity = &self.scratch[..len];
         if span.kind == crate::record::Kind::Segment {
             if !out.document(entity, spans) {
-                Counters::add(&self.counters.spans_lost, spans);
+                self.counters.spans_lost.add(spans);
             }
             return;
         }
         let Some(parent) = span.parent else {
-            Counters::add(&self.counters.spans_lost, spans);
+            self.counters.spans_lost.add(spans);
             return;
         };
         if let Some(&parent_slot) = self.index.get(&parent)
@@ -364,7 +364,7 @@ impl SpanTable {
         }
         let trace = self.slots[slot as usize].trace;
         if !out.independent(trace, parent, &self.scratch[..len], spans) {
-            Counters::add(&self.counters.spans_lost, spans);
+            self.counters.spans_lost.add(spans);
         }
     }
 
@@ -401,7 +401,7 @@ impl SpanTable {
         for &(end, n) in &kids.ends {
             let piece = &kids.bytes[start..end as usize];
             if !out.independent(trace, parent, piece, n) {
-                Counters::add(&self.counters.spans_lost, n);
+                self.counters.spans_lost.add(n);
             }
             start = end as usize;
         }
@@ -427,20 +427,20 @@ impl SpanTable {
             _ => false,
         };
         if sent {
-            Counters::add(&self.counters.spans_in_progress, 1);
+            self.counters.spans_in_progress.add(1);
         }
     }
 
     fn lose<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
         self.stream_children(slot, out);
-        Counters::add(&self.counters.spans_lost, 1);
+        self.counters.spans_lost.add(1);
         self.release(slot);
     }
 
     /// Reports every open span as in progress (at shutdown): none of them
     /// will be sent complete, so each counts as lost.
     pub(crate) fn report_all_in_progress<T: Transport>(&mut self, out: &mut Outbox<T>) {
-        Counters::add(&self.counters.spans_lost, self.index.len() as u64);
+        self.counters.spans_lost.add(self.index.len() as u64);
         self.report_open(None, out);
     }
 

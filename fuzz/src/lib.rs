@@ -6,7 +6,7 @@ use arbitrary::Unstructured;
 use serde_json::Value as Json;
 use xray_emitter::socket::Sent;
 use xray_emitter::{
-    Body, Collector, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TableConfig,
+    Body, Assembler, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TableConfig,
     TraceHeader, TraceId, Transport, Value, clock::Ticks, document, name,
 };
 
@@ -48,7 +48,7 @@ const NAMES: &[&str] = &[
     "x;y<z>",
 ];
 
-/// Every datagram a collector hands over.
+/// Every datagram a assembler hands over.
 #[derive(Default)]
 pub struct Capture {
     pub datagrams: Vec<Vec<u8>>,
@@ -246,11 +246,11 @@ fn value(u: &mut Unstructured<'_>) -> arbitrary::Result<(Value, Option<String>)>
 }
 
 thread_local! {
-    /// One collector per thread, cleared between inputs (allocating its
+    /// One assembler per thread, cleared between inputs (allocating its
     /// buffers for every input would be most of the work).
-    static DOCUMENTS: std::cell::RefCell<Collector<Capture>> =
-        std::cell::RefCell::new(Collector::new(TableConfig::default(), Capture::default()));
-    static TABLES: std::cell::RefCell<Collector<Capture>> = std::cell::RefCell::new(Collector::new(
+    static DOCUMENTS: std::cell::RefCell<Assembler<Capture>> =
+        std::cell::RefCell::new(Assembler::new(TableConfig::default(), Capture::default()));
+    static TABLES: std::cell::RefCell<Assembler<Capture>> = std::cell::RefCell::new(Assembler::new(
         TableConfig {
             open_spans: 8,
             text_bytes: 256,
@@ -261,8 +261,8 @@ thread_local! {
 }
 
 fn with_cleared<R>(
-    which: &'static std::thread::LocalKey<std::cell::RefCell<Collector<Capture>>>,
-    f: impl FnOnce(&mut Collector<Capture>) -> R,
+    which: &'static std::thread::LocalKey<std::cell::RefCell<Assembler<Capture>>>,
+    f: impl FnOnce(&mut Assembler<Capture>) -> R,
 ) -> R {
     which.with(|c| {
         let mut c = c.borrow_mut();
@@ -281,7 +281,7 @@ pub fn document(data: &[u8]) {
     });
 }
 
-fn build_document(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
+fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let trace = TraceId::from_parts(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?);
     // Fixed ids: an input runs the same way every time it is replayed.
     let facade = SegmentId::from_u64(0xfacade).unwrap_or_else(|| unreachable!());
@@ -402,7 +402,7 @@ pub fn span_table(data: &[u8]) {
 /// The table size `TABLES` is made with.
 const TABLE_SPANS: usize = 8;
 
-fn drive_table(c: &mut Collector<Capture>, u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
+fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let id = |n: u8| SegmentId::from_u64(u64::from(n % 16) + 1).unwrap_or_else(|| unreachable!());
     while !u.is_empty() {
         let span = id(u.arbitrary()?);

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use xray_emitter::socket::Target;
 use xray_emitter::{DaemonAddress, Emitter, EmitterBuilder, StartError, Transport};
 
 use crate::subscriber::XRaySubscriber;
@@ -21,8 +22,8 @@ pub enum ContextMissing {
 /// environment; every setter overrides it.
 #[derive(Clone, Debug)]
 pub struct Builder {
-    pub(crate) daemon: Option<SocketAddr>,
-    pub(crate) daemon_address: Option<DaemonAddress>,
+    /// Where to send; `None`: `AWS_XRAY_DAEMON_ADDRESS` when built.
+    pub(crate) target: Option<Target>,
     pub(crate) service_name: Option<String>,
     pub(crate) region: Option<String>,
     pub(crate) flush_timeout: Duration,
@@ -42,8 +43,7 @@ fn env(name: &str) -> Option<String> {
 impl Default for Builder {
     fn default() -> Self {
         Builder {
-            daemon: None,
-            daemon_address: None,
+            target: None,
             service_name: None,
             region: None,
             flush_timeout: Duration::from_millis(20),
@@ -84,13 +84,13 @@ impl Builder {
 
     /// Sends to this address instead of `AWS_XRAY_DAEMON_ADDRESS`.
     pub fn daemon(mut self, address: SocketAddr) -> Self {
-        self.daemon = Some(address);
+        self.target = Some(Target::Addr(address));
         self
     }
 
     /// Sends to this daemon address (host names are resolved on the sender thread).
     pub fn daemon_address(mut self, address: DaemonAddress) -> Self {
-        self.daemon_address = Some(address);
+        self.target = Some(Target::Host(address.udp));
         self
     }
 
@@ -177,17 +177,11 @@ impl Builder {
 
     /// Starts the sender thread and returns the layer.
     pub fn build(self) -> Result<XRaySubscriber, StartError> {
-        let mut emitter = self.emitter();
-        if let Some(addr) = self.daemon {
-            emitter = emitter.daemon(addr);
-        } else {
-            let address = match &self.daemon_address {
-                Some(a) => a.clone(),
-                None => DaemonAddress::from_env().map_err(StartError::Address)?,
-            };
-            emitter = emitter.daemon_address(&address);
-        }
-        let (emitter, guard) = emitter.start()?;
+        let target = match &self.target {
+            Some(t) => t.clone(),
+            None => Target::Host(DaemonAddress::from_env().map_err(StartError::Address)?.udp),
+        };
+        let (emitter, guard) = self.emitter().target(target).start()?;
         Ok(XRaySubscriber::new(self, emitter, Some(guard)))
     }
 }

@@ -193,16 +193,16 @@ fn placed(datagrams: &[Vec<u8>]) -> (Vec<Placement>, usize) {
 /// Pushes the script's records while the sender reads: between any two
 /// pushes it may read one more ring of its pass, in an order drawn anew for
 /// every pass; a ring is read only from the pass after its first push (its
-/// registration). Returns the collector once everything is settled.
+/// registration). Returns the assembler once everything is settled.
 fn run(
     rng: &mut Rng,
     threads: usize,
     events: &[(usize, Record)],
     table: TableConfig,
-) -> Collector<Capture> {
+) -> Assembler<Capture> {
     let (mut producers, mut rings): (Vec<_>, Vec<_>) = (0..threads).map(|_| ring(1 << 12)).unzip();
     let mut registered = vec![false; threads];
-    let mut collector = Collector::new(table, Capture::default());
+    let mut assembler = Assembler::new(table, Capture::default());
     let mut passes = Passes::new();
     let mut order: Vec<usize> = Vec::new();
     let mut next_event = 0;
@@ -231,20 +231,20 @@ fn run(
         }
         match order.pop() {
             Some(usize::MAX) | None => {
-                passes.after_pass(&mut collector, false);
+                passes.after_pass(&mut assembler, false);
                 let left: usize = rings.iter().map(|r| r.len()).sum();
                 if next_event == events.len() && left == 0 {
                     quiet_passes += 1;
                 }
             }
             Some(t) => {
-                passes.read(&mut rings[t], &mut collector);
+                passes.read(&mut rings[t], &mut assembler);
             }
         }
     }
-    passes.after_pass(&mut collector, true);
-    collector.finish();
-    collector
+    passes.after_pass(&mut assembler, true);
+    assembler.finish();
+    assembler
 }
 
 #[test]
@@ -254,9 +254,9 @@ fn every_read_order_gives_the_same_spans_parents_and_traces() {
     for round in 0..rounds {
         let threads = 1 + rng.below(4);
         let (events, expected, ends) = script(&mut rng, threads);
-        let mut collector = run(&mut rng, threads, &events, TableConfig::default());
-        let stats = collector.stats();
-        let (got, in_progress) = placed(&collector.transport_mut().0);
+        let mut assembler = run(&mut rng, threads, &events, TableConfig::default());
+        let stats = assembler.stats();
+        let (got, in_progress) = placed(&assembler.transport_mut().0);
         let unique: BTreeSet<Placement> = got.iter().cloned().collect();
         assert_eq!(unique.len(), got.len(), "round {round}: a span sent twice");
         assert_eq!(unique, expected, "round {round}: {stats:?}");
@@ -285,9 +285,9 @@ fn with_a_small_table_every_span_is_sent_once_or_counted_lost() {
     for round in 0..rounds {
         let threads = 1 + rng.below(4);
         let (events, expected, _) = script(&mut rng, threads);
-        let mut collector = run(&mut rng, threads, &events, small);
-        let stats = collector.stats();
-        let (got, _) = placed(&collector.transport_mut().0);
+        let mut assembler = run(&mut rng, threads, &events, small);
+        let stats = assembler.stats();
+        let (got, _) = placed(&assembler.transport_mut().0);
         let unique: BTreeSet<Placement> = got.iter().cloned().collect();
         assert_eq!(unique.len(), got.len(), "round {round}: a span sent twice");
         assert!(

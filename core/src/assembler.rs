@@ -13,15 +13,15 @@ use crate::table::{SpanTable, TableConfig};
 
 /// Keeps the open spans and turns finished ones into datagrams for `T`.
 #[derive(Debug)]
-pub struct Collector<T: Transport> {
+pub struct Assembler<T: Transport> {
     clock: Converter,
     table: SpanTable,
     out: Outbox<T>,
     counters: Arc<Counters>,
 }
 
-impl<T: Transport> Collector<T> {
-    /// A collector with its own counters.
+impl<T: Transport> Assembler<T> {
+    /// A assembler with its own counters.
     pub fn new(config: TableConfig, transport: T) -> Self {
         Self::with_counters(config, transport, Arc::new(Counters::default()))
     }
@@ -31,7 +31,7 @@ impl<T: Transport> Collector<T> {
         transport: T,
         counters: Arc<Counters>,
     ) -> Self {
-        Collector {
+        Assembler {
             clock: Converter::new(),
             table: SpanTable::new(config, counters.clone()),
             out: Outbox::new(transport, counters.clone()),
@@ -40,12 +40,12 @@ impl<T: Transport> Collector<T> {
     }
 
     /// Applies one record; complete documents are collected for
-    /// [`Collector::send`]. A record about a span that is not open is counted
+    /// [`Assembler::send`]. A record about a span that is not open is counted
     /// as orphaned.
     #[inline]
     pub fn apply(&mut self, record: &Record) {
         if !self.try_apply(record) {
-            Counters::add(&self.counters.records_orphaned, 1);
+            self.counters.records_orphaned.add(1);
         }
     }
 
@@ -61,7 +61,7 @@ impl<T: Transport> Collector<T> {
         self.table.is_full()
     }
 
-    /// The counters this collector adds to.
+    /// The counters this assembler adds to.
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -83,14 +83,14 @@ impl<T: Transport> Collector<T> {
     /// Hands the collected datagrams to the transport (also done whenever a
     /// batch is full).
     pub fn send(&mut self) {
-        self.out.flush();
+        self.out.send_all();
     }
 
     /// Reports every open span as in progress (each counted lost: it will
     /// never be sent complete) and sends everything.
     pub fn finish(&mut self) {
         self.table.report_all_in_progress(&mut self.out);
-        self.out.flush();
+        self.out.send_all();
     }
 
     /// After a restore from a snapshot: a new clock anchor (the counter may
@@ -110,7 +110,7 @@ impl<T: Transport> Collector<T> {
     /// forgotten are counted as lost.
     pub fn clear(&mut self) {
         let lost = self.table.clear() + self.out.clear();
-        Counters::add(&self.counters.spans_lost, lost);
+        self.counters.spans_lost.add(lost);
     }
 
     /// Spans open now (never more than the table's capacity).
