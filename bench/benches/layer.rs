@@ -177,7 +177,7 @@ fn xray_step(
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     ladder_step(g, name, dispatch, move || {
         if flush {
-            h.flush(Duration::from_secs(5));
+            let _ = h.flush(Duration::from_secs(5));
         }
     });
     handle
@@ -281,17 +281,14 @@ fn invocation_end(c: &mut Criterion) {
 /// Holds the sender in its first send until the process ends.
 struct Stall(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
 
-impl xray_emitter::Transport for Stall {
-    fn send(&mut self, datagrams: &[&[u8]]) -> xray_emitter::socket::Sent {
+impl xray_emitter::testing::Transport for Stall {
+    fn send(&mut self, datagrams: &[&[u8]]) -> xray_emitter::testing::Sent {
         let (lock, cv) = &*self.0;
         let mut released = lock.lock().unwrap();
         while !*released {
             released = cv.wait(released).unwrap();
         }
-        xray_emitter::socket::Sent {
-            datagrams: datagrams.len(),
-            ..Default::default()
-        }
+        xray_emitter::testing::Sent::all(datagrams)
     }
 }
 

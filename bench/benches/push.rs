@@ -106,7 +106,7 @@ fn push(c: &mut Criterion) {
                     }
                 },
                 || {
-                    e.flush(Duration::from_secs(5));
+                    let _ = e.flush(Duration::from_secs(5));
                 },
             )
         })

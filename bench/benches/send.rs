@@ -6,7 +6,7 @@
 use std::net::UdpSocket;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use xray_emitter::socket::{DaemonSocket, MAX_BATCH, Target};
+use xray_emitter::testing::{DaemonSocket, MAX_BATCH, Target};
 
 fn send(c: &mut Criterion) {
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -8,7 +8,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use xray_bench::{Discard, aws_call};
-use xray_emitter::{Assembler, SegmentId, TableConfig, TraceId, clock};
+use xray_emitter::testing::{Assembler, TableConfig};
+use xray_emitter::{SegmentId, TraceId, clock};
 
 fn serialize(c: &mut Criterion) {
     let trace = TraceId::new();

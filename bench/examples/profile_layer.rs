@@ -48,7 +48,7 @@ fn main() {
         let handle = layer.handle();
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
             run(n, || {
-                handle.flush(Duration::from_secs(5));
+                let _ = handle.flush(Duration::from_secs(5));
             })
         });
         println!("{:?}", handle.stats());

@@ -9,7 +9,8 @@
 //! ```
 
 use xray_bench::{Discard, aws_call};
-use xray_emitter::{Assembler, SegmentId, TableConfig, TraceId};
+use xray_emitter::testing::{Assembler, TableConfig};
+use xray_emitter::{SegmentId, TraceId};
 
 fn main() {
     let n: u64 = std::env::args()

@@ -28,6 +28,7 @@ use crate::table::TableConfig;
 
 /// Why the emitter did not start.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StartError {
     /// `AWS_XRAY_DAEMON_ADDRESS` is not a valid address.
     Address(AddressError),
@@ -55,6 +56,8 @@ impl std::error::Error for StartError {
 
 /// The result of [`Emitter::flush`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "`complete` says whether everything was handed to the socket"]
 pub struct Flushed {
     /// Everything enqueued before the call has been handed to the socket.
     pub complete: bool,
@@ -90,6 +93,7 @@ impl Default for EmitterBuilder {
 
 impl EmitterBuilder {
     /// Sends to this address instead of the one in `AWS_XRAY_DAEMON_ADDRESS`.
+    #[must_use]
     pub fn daemon(mut self, address: SocketAddr) -> Self {
         self.target = Some(Target::Addr(address));
         self
@@ -97,12 +101,14 @@ impl EmitterBuilder {
 
     /// Sends to this daemon address (a host name is resolved off the sender
     /// thread, again when every address it gave refuses).
+    #[must_use]
     pub fn daemon_address(mut self, address: &DaemonAddress) -> Self {
         self.target = Some(Target::Host(address.udp.clone()));
         self
     }
 
     /// Sends to `target`.
+    #[must_use]
     pub fn target(mut self, target: Target) -> Self {
         self.target = Some(target);
         self
@@ -110,18 +116,21 @@ impl EmitterBuilder {
 
     /// Records each producing thread's ring holds (default 4,096, 256 KiB,
     /// rounded up to a power of two, at most 2^24); a full ring drops and counts.
+    #[must_use]
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records;
         self
     }
 
     /// Spans open at once (default 1,024, at most 2^20; all preallocated).
+    #[must_use]
     pub fn open_spans(mut self, spans: usize) -> Self {
         self.table.open_spans = spans;
         self
     }
 
     /// Bytes of string values kept per span (default 2,048, at most 1 MiB).
+    #[must_use]
     pub fn span_text_bytes(mut self, bytes: usize) -> Self {
         self.table.text_bytes = bytes;
         self
@@ -129,30 +138,35 @@ impl EmitterBuilder {
 
     /// Spans whose closed children wait at once to be nested (default 16,
     /// at most 4,096; each costs 32 KB).
+    #[must_use]
     pub fn child_buffers(mut self, buffers: usize) -> Self {
         self.table.child_buffers = buffers;
         self
     }
 
     /// Longest pause of the sender between drains when idle (default 10 ms).
+    #[must_use]
     pub fn max_idle(mut self, pause: Duration) -> Self {
         self.max_idle = pause.max(Duration::from_micros(100));
         self
     }
 
     /// Whether send errors are printed to stderr (at most once a minute; default on).
+    #[must_use]
     pub fn report_errors(mut self, on: bool) -> Self {
         self.report_errors = on;
         self
     }
 
     /// Name of the sender thread (default `xray-emitter`).
+    #[must_use]
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.thread_name = name.into();
         self
     }
 
     /// How long the guard's drop waits for a final flush (default 500 ms).
+    #[must_use]
     pub fn guard_timeout(mut self, timeout: Duration) -> Self {
         self.guard_timeout = timeout;
         self
@@ -383,18 +397,21 @@ impl Emitter {
     }
 
     /// Counts a span that was not sent because its trace is not sampled.
+    #[doc(hidden)]
     #[inline]
     pub fn count_unsampled(&self) {
         self.inner.shared.counters.spans_unsampled.add(1);
     }
 
     /// Counts a span that was not sent because it belongs to no trace.
+    #[doc(hidden)]
     #[inline]
     pub fn count_untraced(&self) {
         self.inner.shared.counters.spans_untraced.add(1);
     }
 
     /// Counts a span whose open or close record could not be enqueued.
+    #[doc(hidden)]
     #[inline]
     pub fn count_dropped_span(&self) {
         self.inner.shared.counters.spans_dropped.add(1);
@@ -506,6 +523,6 @@ impl EmitterGuard {
 
 impl Drop for EmitterGuard {
     fn drop(&mut self) {
-        self.emitter.shutdown(self.timeout);
+        let _ = self.emitter.shutdown(self.timeout);
     }
 }

@@ -40,6 +40,7 @@ impl Sampled {
 
 /// Why a trace header was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// Nothing but whitespace and separators.
     Empty,

@@ -16,6 +16,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Why an id did not parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IdError {
     /// The text has the wrong number of characters.
     Length,

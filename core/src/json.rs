@@ -53,22 +53,8 @@ impl<'a> JsonWriter<'a> {
         }
     }
 
-    /// Bytes written so far.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing has been written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes still free.
-    pub fn remaining(&self) -> usize {
-        self.buf.len() - self.len
-    }
-
     /// Whether a write has not fitted since the start or the last rewind.
+    #[cfg(test)]
     pub fn overflowed(&self) -> bool {
         self.overflow
     }

@@ -11,33 +11,45 @@
 //! This crate knows nothing of `tracing`; the `tracing-xray` crate maps spans
 //! to records.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod address;
 mod assembler;
 pub mod clock;
-pub mod document;
+mod document;
 mod emitter;
 pub mod header;
 pub mod id;
-pub mod json;
-pub mod name;
+mod json;
+mod name;
 mod outbox;
 pub mod record;
 mod resolver;
 #[doc(hidden)]
 pub mod ring;
 mod sender;
-pub mod socket;
+mod socket;
 mod span;
 mod stats;
 mod table;
 
-pub use address::{AddressError, DaemonAddress};
-pub use assembler::Assembler;
+pub use address::{AddressError, DaemonAddress, HostPort};
 pub use emitter::{Emitter, EmitterBuilder, EmitterGuard, Flushed, StartError};
 pub use header::{HeaderError, Sampled, TraceHeader};
 pub use id::{SegmentId, TraceId};
-pub use outbox::Transport;
 pub use record::{Body, HttpField, Key, Kind, Record, StaticName, Value};
+pub use socket::Target;
 pub use span::MAX_ATTRS;
 pub use stats::Stats;
-pub use table::TableConfig;
+
+/// The sender's parts, for this workspace's tests, fuzzing and benchmarks:
+/// not a stable API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::assembler::Assembler;
+    pub use crate::document::{DATAGRAM_MAX, HEADER};
+    pub use crate::name::{MAX_NAME_CHARS, is_name_char};
+    pub use crate::outbox::{ARENA_BYTES, Transport};
+    pub use crate::socket::{DaemonSocket, MAX_BATCH, Sent, Target};
+    pub use crate::table::TableConfig;
+}

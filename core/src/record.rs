@@ -110,6 +110,7 @@ pub enum HttpField {
 
 /// Where a value goes in the document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Key {
     /// `annotations.<key>` (the key is rewritten to `[A-Za-z0-9_]`).
     Annotation(&'static str),
@@ -205,6 +206,7 @@ pub enum Value {
 
 /// What happened to a span.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Body {
     /// The span began. `parent` is the enclosing entity: a span this emitter
     /// was told about, or an upstream id (such as Lambda's function segment).

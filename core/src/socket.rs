@@ -47,6 +47,7 @@ pub enum Target {
 
 /// What one batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Sent {
     /// Datagrams the OS accepted and no refusal was seen for.
     pub datagrams: usize,
@@ -69,6 +70,14 @@ impl Sent {
             bytes: datagrams.iter().map(|d| d.len()).sum(),
             ..Sent::default()
         }
+    }
+
+    /// Every one of `n` datagrams failed: what a transport that could send
+    /// none of them reports.
+    pub fn failed_all(n: usize) -> Sent {
+        let mut sent = Sent::default();
+        (0..n).for_each(|i| sent.fail(i));
+        sent
     }
 
     fn fail(&mut self, index: usize) {

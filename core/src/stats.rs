@@ -16,6 +16,7 @@ macro_rules! counters {
     ) => {
         /// A snapshot of the emitter's counters.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
         pub struct Stats {
             $( $(#[$doc])* pub $name: u64, )*
             $( $(#[$sdoc])* pub $sname: u64, )*

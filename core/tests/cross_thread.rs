@@ -86,7 +86,7 @@ fn spans_handed_between_threads_arrive_whole() {
 #[test]
 fn more_closes_in_one_pass_than_ever_held_before_all_wait_for_their_opens() {
     use std::sync::{Arc, Condvar, Mutex};
-    use xray_emitter::socket::{DaemonSocket, Target};
+    use xray_emitter::testing::{DaemonSocket, Target};
 
     let daemon = Daemon::start();
     let gate = Arc::new((Mutex::new(false), Condvar::new()));

@@ -88,7 +88,7 @@ fn daemon_address_from_the_environment() {
     let id = SegmentId::random();
     open_top(&e, id, trace, facade, "heard", Kind::Local);
     close(&e, id);
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let mut buf = vec![0u8; 70_000];
     let n = daemon
         .recv(&mut buf)

@@ -96,7 +96,7 @@ fn children_nest_in_their_parent() {
         kids.push((kid, grandkid));
     }
     close(&e, root);
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(7, Duration::from_secs(2));
     assert_eq!(docs.len(), 1, "one document for the whole tree");
     let d = &docs[0];
@@ -130,11 +130,11 @@ fn large_trees_split_into_independent_documents() {
         attr(&e, kid, Key::Annotation("index"), Value::I64(i));
         close(&e, kid);
         if i % 50 == 0 {
-            e.flush(Duration::from_secs(2));
+            let _ = e.flush(Duration::from_secs(2));
         }
     }
     close(&e, root);
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(n as usize + 1, Duration::from_secs(5));
     assert!(
         docs.len() > 1,
@@ -181,7 +181,7 @@ fn segments_carry_trace_and_parent() {
     );
     e.push_str(seg, Key::User, "alice");
     close(&e, seg);
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
     let d: &Json = &docs[0];
     assert!(d.get("type").is_none());

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::spans::{close, open_top};
 use common::{Daemon, count_spans};
-use xray_emitter::socket::{DaemonSocket, Sent, Target};
-use xray_emitter::{DaemonAddress, Emitter, Kind, SegmentId, TraceId, Transport};
+use xray_emitter::testing::Transport;
+use xray_emitter::testing::{DaemonSocket, Sent, Target};
+use xray_emitter::{DaemonAddress, Emitter, Kind, SegmentId, TraceId};
 
 fn spans(e: &Emitter, n: usize) -> usize {
     let (trace, facade) = (TraceId::new(), SegmentId::random());
@@ -60,15 +61,7 @@ impl Transport for FullBuffer {
         if self.failing.load(Ordering::Relaxed) > 0 {
             self.failing.fetch_sub(1, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(20));
-            return Sent {
-                errors: datagrams.len(),
-                failed: if datagrams.len() >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << datagrams.len()) - 1
-                },
-                ..Sent::default()
-            };
+            return Sent::failed_all(datagrams.len());
         }
         self.socket.send(datagrams)
     }
@@ -89,7 +82,7 @@ fn a_full_send_buffer_costs_producers_nothing_and_the_sender_recovers() {
     let mut pushed = 0;
     for _ in 0..20 {
         pushed += spans(&e, 50);
-        e.flush(Duration::from_secs(2));
+        let _ = e.flush(Duration::from_secs(2));
     }
     assert_eq!(pushed, 1000);
     let s = e.stats();
@@ -97,7 +90,7 @@ fn a_full_send_buffer_costs_producers_nothing_and_the_sender_recovers() {
     // Recovered: what is sent now arrives.
     while failing.load(Ordering::Relaxed) > 0 {
         spans(&e, 1);
-        e.flush(Duration::from_secs(2));
+        let _ = e.flush(Duration::from_secs(2));
     }
     daemon.take();
     assert_eq!(spans(&e, 10), 10);
@@ -147,7 +140,7 @@ fn the_sender_survives_a_panic() {
         })
         .unwrap();
     spans(&e, 5);
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     assert!(*panicked.lock().unwrap());
     spans(&e, 5);
     assert!(

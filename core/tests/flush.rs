@@ -188,7 +188,7 @@ fn every_push_racing_a_shutdown_is_received_or_counted_dropped() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let attempts: u64 = producers.into_iter().map(|p| p.join().unwrap()).sum();
         // The guard's bound may have passed with the sender still busy: wait for it.
-        e.shutdown(Duration::from_secs(10));
+        let _ = e.shutdown(Duration::from_secs(10));
         let s = e.stats();
         assert_eq!(s.records_received + s.records_dropped, attempts, "{s:?}");
     }

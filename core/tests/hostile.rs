@@ -36,7 +36,7 @@ fn a_one_megabyte_string_is_cut_and_counted() {
         e.push_str(id, Key::Annotation("huge"), &huge);
         e.push_str(id, Key::Name, &huge);
     });
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
     let d = &docs[0];
     let body = d["metadata"]["default"]["body"].as_str().unwrap();
@@ -66,7 +66,7 @@ fn a_thousand_fields_keep_the_first_and_count_the_rest() {
             attr(&e, id, Key::Annotation(k), Value::I64(i as i64));
         }
     });
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
     let ann = docs[0]["annotations"].as_object().unwrap();
     assert_eq!(ann.len(), xray_emitter::MAX_ATTRS);
@@ -88,7 +88,7 @@ fn control_characters_and_unicode_round_trip() {
         e.push_str(id, Key::Aws("table_name"), &nasty);
         e.push_str(id, Key::Exception { remote: false }, &nasty);
     });
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
     let d = &docs[0];
     assert_eq!(d["metadata"]["default"]["nasty"], nasty.as_str());
@@ -109,7 +109,7 @@ fn invalid_names_and_keys_are_rewritten() {
     one_span(&e, "😀😀😀", |_| {});
     let long: &'static str = Box::leak("名".repeat(500).into_boxed_str());
     one_span(&e, long, |_| {});
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(4, Duration::from_secs(2));
     let names: Vec<&str> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"GET /users/_id__x=1_y=_2_"), "{names:?}");
@@ -154,7 +154,7 @@ fn documents_too_big_for_a_datagram_are_trimmed_and_marked() {
         }
         attr(&e, id, Key::Aws("retries"), Value::U64(2));
     });
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     let datagrams = {
         daemon.wait_until(Duration::from_secs(2), |d| !d.is_empty());
         daemon.take()
@@ -187,7 +187,7 @@ fn annotation_keys_that_sanitize_alike_are_written_once_the_last_value_winning()
         attr(&e, id, Key::Annotation("order_id"), Value::U64(3));
         attr(&e, id, Key::Annotation("other"), Value::U64(4));
     });
-    e.flush(Duration::from_secs(2));
+    let _ = e.flush(Duration::from_secs(2));
     daemon.wait_until(Duration::from_secs(2), |d| !d.is_empty());
     let raw = daemon.take().remove(0);
     let text = String::from_utf8_lossy(&raw);

@@ -2,7 +2,7 @@
 //! pattern accepts, checked code point by code point with the real validator.
 
 use serde_json::{Value, json};
-use xray_emitter::name::is_name_char;
+use xray_emitter::testing::is_name_char;
 
 #[test]
 fn name_characters_match_the_schema_pattern() {

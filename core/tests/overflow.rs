@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::spans::{close, open_top};
 use common::{Daemon, Gate, count_spans};
-use xray_emitter::socket::{DaemonSocket, Target};
+use xray_emitter::testing::{DaemonSocket, Target};
 use xray_emitter::{Emitter, Kind, SegmentId, TraceId};
 
 #[derive(Default)]
@@ -63,7 +63,7 @@ fn a_stalled_sender_drops_and_counts_without_blocking_producers() {
         cv.notify_all();
     }
     assert!(e.flush(Duration::from_secs(10)).complete);
-    e.shutdown(Duration::from_secs(10));
+    let _ = e.shutdown(Duration::from_secs(10));
     let s = e.stats();
     assert_eq!(
         s.records_received + s.records_dropped,

@@ -4,10 +4,11 @@
 
 use arbitrary::Unstructured;
 use serde_json::Value as Json;
-use xray_emitter::socket::Sent;
+use xray_emitter::testing::Sent;
+use xray_emitter::testing::{Assembler, TableConfig, Transport};
 use xray_emitter::{
-    Body, Assembler, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TableConfig,
-    TraceHeader, TraceId, Transport, Value, clock::Ticks, document, name,
+    Body, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TraceHeader, TraceId, Value,
+    clock::Ticks, testing,
 };
 
 /// Keys with everything a field name can be: ordinary, dotted, empty,
@@ -57,11 +58,7 @@ pub struct Capture {
 impl Transport for Capture {
     fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
         self.datagrams.extend(datagrams.iter().map(|d| d.to_vec()));
-        Sent {
-            datagrams: datagrams.len(),
-            bytes: datagrams.iter().map(|d| d.len()).sum(),
-            ..Sent::default()
-        }
+        Sent::all(datagrams)
     }
 }
 
@@ -73,12 +70,12 @@ impl Transport for Capture {
 /// document.
 pub fn check_datagram(d: &[u8]) -> Json {
     assert!(
-        d.len() <= document::DATAGRAM_MAX,
+        d.len() <= testing::DATAGRAM_MAX,
         "datagram of {} bytes",
         d.len()
     );
-    assert!(d.starts_with(document::HEADER), "header");
-    let body = &d[document::HEADER.len()..];
+    assert!(d.starts_with(testing::HEADER), "header");
+    let body = &d[testing::HEADER.len()..];
     let doc: Json = serde_json::from_slice(body).expect("exactly one JSON document");
     check_entity(&doc, true);
     check_time_text(body);
@@ -92,10 +89,10 @@ fn is_hex(s: &str, len: usize) -> bool {
 fn check_entity(e: &Json, top: bool) {
     let name = e["name"].as_str().expect("name");
     assert!(
-        !name.is_empty() && name.chars().count() <= name::MAX_NAME_CHARS,
+        !name.is_empty() && name.chars().count() <= testing::MAX_NAME_CHARS,
         "name {name:?}"
     );
-    assert!(name.chars().all(name::is_name_char), "name {name:?}");
+    assert!(name.chars().all(testing::is_name_char), "name {name:?}");
     let id = e["id"].as_str().expect("id");
     assert!(is_hex(id, 16) && id != "0000000000000000", "id {id}");
     if let Some(p) = e.get("parent_id") {

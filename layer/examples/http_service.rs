@@ -98,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let caller = "Root=1-6720f3a0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1";
     println!("GET with {caller}: {}\n", get(addr, Some(caller)).await?);
 
-    handle.flush(Duration::from_secs(1));
+    let _ = handle.flush(Duration::from_secs(1));
     console.finish();
     Ok(())
 }

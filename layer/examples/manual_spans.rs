@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::thread::sleep(Duration::from_millis(2));
         }
     });
-    handle.flush(Duration::from_secs(1));
+    let _ = handle.flush(Duration::from_secs(1));
     console.finish();
     Ok(())
 }

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use xray_emitter::socket::Target;
-use xray_emitter::{DaemonAddress, Emitter, EmitterBuilder, StartError, Transport};
+use xray_emitter::testing::Target;
+use xray_emitter::testing::Transport;
+use xray_emitter::{DaemonAddress, Emitter, EmitterBuilder, StartError};
 
 use crate::subscriber::XRaySubscriber;
 
@@ -83,24 +84,28 @@ impl Builder {
     }
 
     /// Sends to this address instead of `AWS_XRAY_DAEMON_ADDRESS`.
+    #[must_use]
     pub fn daemon(mut self, address: SocketAddr) -> Self {
         self.target = Some(Target::Addr(address));
         self
     }
 
     /// Sends to this daemon address (host names are resolved on the sender thread).
+    #[must_use]
     pub fn daemon_address(mut self, address: DaemonAddress) -> Self {
         self.target = Some(Target::Host(address.udp));
         self
     }
 
     /// The segment name outside Lambda (default: `AWS_XRAY_TRACING_NAME`, else the root span's name).
+    #[must_use]
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
         self
     }
 
     /// The region recorded on SDK calls when nothing more precise is known.
+    #[must_use]
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
@@ -108,6 +113,7 @@ impl Builder {
 
     /// The longest a Lambda invocation's end waits for its documents to reach
     /// the socket (default 20 ms; typically it takes tens of microseconds).
+    #[must_use]
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
         self
@@ -115,6 +121,7 @@ impl Builder {
 
     /// Records each producing thread's ring holds (default 16,384: 1 MiB per
     /// thread that makes spans); a full ring drops and counts.
+    #[must_use]
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records;
         self
@@ -124,6 +131,7 @@ impl Builder {
     /// reports the oldest in progress. The layer follows four times as many
     /// spans of every kind (unsampled ones and the SDK's inner spans too);
     /// past that a span is not followed, and counted if it would have been sent.
+    #[must_use]
     pub fn open_spans(mut self, spans: usize) -> Self {
         self.open_spans = spans;
         self
@@ -131,12 +139,14 @@ impl Builder {
 
     /// Whether this is a Lambda function (default: detected from the environment).
     /// In Lambda, traces come only from invocations and nothing is sampled here.
+    #[must_use]
     pub fn lambda(mut self, lambda: bool) -> Self {
         self.lambda = lambda;
         self
     }
 
     /// What to do about spans outside any trace.
+    #[must_use]
     pub fn context_missing(mut self, policy: ContextMissing) -> Self {
         self.context_missing = policy;
         self
@@ -144,12 +154,14 @@ impl Builder {
 
     /// The share of requests sampled after the first of each second, outside
     /// Lambda (default 0.05).
+    #[must_use]
     pub fn sampling_rate(mut self, rate: f64) -> Self {
         self.sampling_rate = rate;
         self
     }
 
     /// Whether send errors are printed to stderr, at most once a minute (default on).
+    #[must_use]
     pub fn report_errors(mut self, on: bool) -> Self {
         self.report_errors = on;
         self
@@ -165,7 +177,8 @@ impl Builder {
     }
 
     /// Starts the sender thread on a transport of the caller's instead of
-    /// the daemon's socket (tests and benchmarks).
+    /// the daemon's socket (this workspace's tests and benchmarks).
+    #[doc(hidden)]
     pub fn build_with<T, F>(self, make_transport: F) -> Result<XRaySubscriber, StartError>
     where
         T: Transport,

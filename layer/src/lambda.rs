@@ -21,6 +21,7 @@ use crate::subscriber::{XRayHandle, XRaySubscriber};
 #[cfg(feature = "lambda-runtime")]
 mod snapstart;
 #[cfg(feature = "lambda-runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lambda-runtime")))]
 pub use snapstart::SnapStart;
 
 /// What the X-Ray layer sees: spans at INFO and above, and the DEBUG spans of

@@ -1,8 +1,5 @@
-#![cfg_attr(feature = "aws-sdk", doc = include_str!("../../README.md"))]
-#![cfg_attr(
-    not(feature = "aws-sdk"),
-    doc = "AWS X-Ray for `tracing`: see README.md (the examples there need the `aws-sdk` feature)."
-)]
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod classify;
@@ -12,6 +9,7 @@ mod fields;
 #[cfg(feature = "aws-sdk")]
 mod interceptor;
 #[cfg(feature = "lambda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
 pub mod lambda;
 mod metadata;
 mod propagation;
@@ -21,8 +19,9 @@ mod subscriber;
 
 pub use builder::{Builder, ContextMissing};
 #[cfg(feature = "aws-sdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sdk")))]
 pub use interceptor::XRayInterceptor;
 pub use metadata::aws_metadata;
 pub use propagation::trace_header;
 pub use subscriber::{XRayHandle, XRaySubscriber};
-pub use xray_emitter::{Flushed, Stats, TraceHeader};
+pub use xray_emitter::{DaemonAddress, Flushed, StartError, Stats, Target, TraceHeader};

@@ -110,7 +110,8 @@ impl XRayHandle {
 
     /// After the process was restored from a snapshot that other processes
     /// resume too (Lambda SnapStart): new id seeds from fresh OS entropy, a
-    /// new clock anchor and a new socket. [`crate::lambda::SnapStart`] calls it.
+    /// new clock anchor and a new socket. `lambda::SnapStart` (feature
+    /// `lambda-runtime`) calls it.
     pub fn after_restore(&self) {
         self.emitter.after_restore();
     }
@@ -601,7 +602,7 @@ impl XRaySubscriber {
         if let (Some(trace), Some(facade)) = (state.trace, state.anchor) {
             self.push(facade, Body::EndTrace { trace });
         }
-        self.emitter.flush(self.flush_timeout);
+        let _ = self.emitter.flush(self.flush_timeout);
     }
 }
 

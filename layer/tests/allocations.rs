@@ -73,16 +73,16 @@ fn spans_allocate_nothing_on_the_callers_thread() {
         for i in 0..2_000 {
             handler_work(i);
             if i % 200 == 0 {
-                handle.flush(Duration::from_secs(2));
+                let _ = handle.flush(Duration::from_secs(2));
             }
         }
-        handle.flush(Duration::from_secs(2));
+        let _ = handle.flush(Duration::from_secs(2));
         let before = MINE.with(Cell::get);
         let spans = 4 * 5_000;
         for i in 0..5_000 {
             handler_work(i);
             if i % 200 == 0 {
-                handle.flush(Duration::from_secs(2));
+                let _ = handle.flush(Duration::from_secs(2));
             }
         }
         let allocations = MINE.with(Cell::get) - before;

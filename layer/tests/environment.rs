@@ -46,7 +46,7 @@ fn one_request() -> tracing_xray::XRayHandle {
         );
         drop(call.entered());
     });
-    handle.flush(Duration::from_secs(2));
+    let _ = handle.flush(Duration::from_secs(2));
     handle
 }
 

@@ -44,7 +44,7 @@ fn a_million_spans_from_four_threads_are_all_accounted_for() {
     let produced: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(produced >= 1_000_000, "{produced}");
     drop(dispatch);
-    handle.shutdown(Duration::from_secs(30));
+    let _ = handle.shutdown(Duration::from_secs(30));
     let s = handle.stats();
     assert_eq!(s.spans_evicted, 0, "{s:?}");
     assert_eq!(

@@ -36,7 +36,7 @@ fn at_fifty_thousand_spans_a_second_nothing_is_dropped_and_all_arrive() {
             }
         }
     });
-    handle.flush(Duration::from_secs(5));
+    let _ = handle.flush(Duration::from_secs(5));
     let deadline = Instant::now() + Duration::from_secs(10);
     while receiver.spans() < produced && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -12,8 +12,8 @@ use tracing::info_span;
 use tracing_core::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
-use xray_emitter::Transport;
-use xray_emitter::socket::Sent;
+use xray_emitter::testing::Sent;
+use xray_emitter::testing::Transport;
 
 /// Holds the sender in its first send until released.
 struct Stall(Arc<(Mutex<bool>, Condvar)>);
@@ -25,11 +25,7 @@ impl Transport for Stall {
         while !*released {
             released = cv.wait(released).unwrap();
         }
-        Sent {
-            datagrams: datagrams.len(),
-            bytes: datagrams.iter().map(|d| d.len()).sum(),
-            ..Sent::default()
-        }
+        Sent::all(datagrams)
     }
 }
 

@@ -65,7 +65,7 @@ fn round(daemon: &Daemon) {
     });
     let expected = CHILDREN + 3;
     // The end of the invocation flushed: everything is in the socket.
-    handle.shutdown(Duration::from_secs(1));
+    let _ = handle.shutdown(Duration::from_secs(1));
     std::thread::sleep(Duration::from_millis(50));
     let docs: Vec<_> = daemon.take().iter().map(|d| common::check(d)).collect();
     let spans = placed(&docs);

@@ -53,7 +53,7 @@ fn one_call(era: fn()) -> Value {
         let _i = inv.enter();
         era();
     });
-    handle.flush(Duration::from_secs(2));
+    let _ = handle.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
     let all = entities(&docs);
     assert_eq!(all.len(), 1, "exactly one subsegment per call: {docs:?}");

@@ -17,7 +17,7 @@ fn run(builder: Builder, f: impl FnOnce()) -> (Daemon, tracing_xray::XRayHandle)
     let layer = builder.daemon(daemon.addr()).lambda(false).build().unwrap();
     let handle = layer.handle();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
-    handle.flush(Duration::from_secs(2));
+    let _ = handle.flush(Duration::from_secs(2));
     (daemon, handle)
 }
 

@@ -92,7 +92,7 @@ fn unsampled_invocations_send_nothing_and_count() {
             let _b = info_span!("b").entered();
         }
     });
-    handle.flush(Duration::from_secs(1));
+    let _ = handle.flush(Duration::from_secs(1));
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(daemon.count(), 0);
     let s = handle.stats();

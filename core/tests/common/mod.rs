@@ -325,7 +325,7 @@ pub fn placed(docs: &[Value]) -> Vec<Placed> {
 /// gate opens: records pile up in the rings meanwhile, to be read in one go.
 pub struct Gate {
     pub open: Arc<(Mutex<bool>, std::sync::Condvar)>,
-    pub socket: xray_emitter::socket::DaemonSocket,
+    pub socket: xray_emitter::testing::DaemonSocket,
 }
 
 impl Gate {
@@ -336,8 +336,8 @@ impl Gate {
     }
 }
 
-impl xray_emitter::Transport for Gate {
-    fn send(&mut self, datagrams: &[&[u8]]) -> xray_emitter::socket::Sent {
+impl xray_emitter::testing::Transport for Gate {
+    fn send(&mut self, datagrams: &[&[u8]]) -> xray_emitter::testing::Sent {
         let (lock, cv) = &*self.open;
         let mut open = lock.lock().unwrap();
         while !*open {

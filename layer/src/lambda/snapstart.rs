@@ -36,7 +36,7 @@ impl SnapStartResource for SnapStart {
         let handle = self.handle.clone();
         let timeout = self.flush_timeout;
         Box::pin(async move {
-            handle.flush(timeout);
+            let _ = handle.flush(timeout);
             Ok(())
         })
     }
