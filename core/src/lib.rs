@@ -15,6 +15,7 @@
 
 pub mod address;
 mod assembler;
+mod children;
 pub mod clock;
 mod document;
 mod emitter;

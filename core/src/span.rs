@@ -61,7 +61,7 @@ pub(crate) struct Span {
     /// Something was left out: a field over capacity, a cut value, a lost chunk.
     pub(crate) truncated: bool,
     /// Index of the buffer holding closed children, if any.
-    pub(crate) children: Option<usize>,
+    pub(crate) children: Option<crate::children::BufferId>,
     /// Open order, for evicting the oldest span from a full table.
     pub(crate) seq: u64,
 }

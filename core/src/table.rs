@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use arrayvec::ArrayVec;
 
+use crate::children::ChildBuffers;
 use crate::clock::Converter;
 use crate::document::{self, ENTITY_MAX, TRIM_LEVELS};
 use crate::id::{SegmentId, TraceId};
@@ -21,13 +22,6 @@ use crate::outbox::{Outbox, Transport};
 use crate::record::{Body, Record};
 use crate::span::Span;
 use crate::stats::Counters;
-
-/// Closed children kept per child buffer before the next ones go on their own.
-const MAX_CHILDREN: usize = 256;
-/// Bytes of closed children one parent nests: half a document, leaving room
-/// for the parent's own fields and the array's punctuation.
-const CHILDREN_MAX: usize = ENTITY_MAX / 2;
-const SUBSEGMENTS: &[u8] = b",\"subsegments\":[";
 
 /// Sizes of the preallocated state.
 #[derive(Clone, Copy, Debug)]
@@ -68,20 +62,12 @@ impl Hasher for IdHasher {
     }
 }
 
-#[derive(Debug)]
-struct Children {
-    bytes: Vec<u8>,
-    /// End offset and span count of each child.
-    ends: ArrayVec<(u32, u64), MAX_CHILDREN>,
-}
-
 /// Open spans and the documents they become.
 pub(crate) struct SpanTable {
     slots: Vec<Span>,
     free: Vec<u32>,
     index: HashMap<SegmentId, u32, BuildHasherDefault<IdHasher>>,
-    children: Vec<Children>,
-    free_children: Vec<u32>,
+    children: ChildBuffers,
     scratch: Box<[u8]>,
     seq: u64,
     /// The last span looked up: its records usually come one after another.
@@ -110,13 +96,7 @@ impl SpanTable {
             free: (0..open as u32).rev().collect(),
             // Twice the spans: a map kept under half full stays fast.
             index: HashMap::with_capacity_and_hasher(2 * open, BuildHasherDefault::default()),
-            children: (0..child_buffers)
-                .map(|_| Children {
-                    bytes: Vec::with_capacity(CHILDREN_MAX),
-                    ends: ArrayVec::new(),
-                })
-                .collect(),
-            free_children: (0..child_buffers as u32).rev().collect(),
+            children: ChildBuffers::new(child_buffers),
             scratch: vec![0u8; ENTITY_MAX].into_boxed_slice(),
             seq: 0,
             last: None,
@@ -128,23 +108,13 @@ impl SpanTable {
     /// returns how many spans (open, or closed and waiting in a parent's
     /// buffer) were forgotten.
     pub(crate) fn clear(&mut self) -> u64 {
-        let children: u64 = (self.children.iter())
-            .flat_map(|c| c.ends.iter().map(|&(_, n)| n))
-            .sum();
-        let held = self.index.len() as u64 + children;
+        let held = self.index.len() as u64 + self.children.clear();
         self.index.clear();
         self.free.clear();
         self.free.extend((0..self.slots.len() as u32).rev());
         for slot in &mut self.slots {
             slot.children = None;
         }
-        for c in &mut self.children {
-            c.bytes.clear();
-            c.ends.clear();
-        }
-        self.free_children.clear();
-        self.free_children
-            .extend((0..self.children.len() as u32).rev());
         self.last = None;
         self.seq = 0;
         held
@@ -266,9 +236,7 @@ impl SpanTable {
     fn release(&mut self, slot: u32) {
         let span = &mut self.slots[slot as usize];
         if let Some(c) = span.children.take() {
-            self.children[c].bytes.clear();
-            self.children[c].ends.clear();
-            self.free_children.push(c as u32);
+            self.children.release(c);
         }
         let id = span.id;
         if self.last.is_some_and(|(_, s)| s == slot) {
@@ -308,30 +276,15 @@ impl SpanTable {
             self.lose(slot, out);
             return;
         };
-        let span = &self.slots[s];
         let mut spans = 1u64;
-        if let Some(c) = span.children {
-            let kids = &self.children[c];
-            let needed = SUBSEGMENTS.len() + kids.bytes.len() + kids.ends.len() + 1;
-            if len + needed < ENTITY_MAX {
-                self.scratch[len..len + SUBSEGMENTS.len()].copy_from_slice(SUBSEGMENTS);
-                len += SUBSEGMENTS.len();
-                let mut start = 0usize;
-                for (i, &(child_end, n)) in kids.ends.iter().enumerate() {
-                    if i > 0 {
-                        self.scratch[len] = b',';
-                        len += 1;
-                    }
-                    let piece = &kids.bytes[start..child_end as usize];
-                    self.scratch[len..len + piece.len()].copy_from_slice(piece);
-                    len += piece.len();
-                    start = child_end as usize;
+        if let Some(c) = self.slots[s].children {
+            match self.children.nest(c, &mut self.scratch, len, ENTITY_MAX) {
+                Some((nested, n)) => {
+                    self.slots[s].children = None;
+                    len = nested;
                     spans += n;
                 }
-                self.scratch[len] = b']';
-                len += 1;
-            } else {
-                self.stream_children(slot, out);
+                None => self.stream_children(slot, out),
             }
         }
         self.scratch[len] = b'}';
@@ -370,23 +323,8 @@ impl SpanTable {
 
     /// Copies `scratch[..len]` into the parent's child buffer if it fits.
     fn keep_child(&mut self, parent_slot: usize, len: usize, spans: u64) -> bool {
-        let c = match self.slots[parent_slot].children {
-            Some(c) => c,
-            None => match self.free_children.pop() {
-                Some(c) => {
-                    self.slots[parent_slot].children = Some(c as usize);
-                    c as usize
-                }
-                None => return false,
-            },
-        };
-        let kids = &mut self.children[c];
-        if kids.ends.is_full() || kids.bytes.len() + len + 1 > CHILDREN_MAX {
-            return false;
-        }
-        kids.bytes.extend_from_slice(&self.scratch[..len]);
-        kids.ends.push((kids.bytes.len() as u32, spans));
-        true
+        let holder = &mut self.slots[parent_slot].children;
+        self.children.keep(holder, &self.scratch[..len], spans)
     }
 
     /// Sends every kept child of `slot` on its own and empties its buffer.
@@ -396,18 +334,12 @@ impl SpanTable {
             return;
         };
         let (parent, trace) = (span.id, span.trace);
-        let kids = &mut self.children[c];
-        let mut start = 0usize;
-        for &(end, n) in &kids.ends {
-            let piece = &kids.bytes[start..end as usize];
+        let lost = &self.counters.spans_lost;
+        self.children.each(c, |piece, n| {
             if !out.independent(trace, parent, piece, n) {
-                self.counters.spans_lost.add(n);
+                lost.add(n);
             }
-            start = end as usize;
-        }
-        kids.bytes.clear();
-        kids.ends.clear();
-        self.free_children.push(c as u32);
+        });
     }
 
     /// Sends an open span as `in_progress`, and its closed children on their own.
