@@ -1,0 +1,97 @@
+//! Spans that become documents: the open record, and a user span's fields.
+
+use tracing_core::span::{Attributes, Id};
+use xray_emitter::{Body, Key, Kind, Record, SegmentId, StaticName, clock};
+
+use super::XRaySubscriber;
+use super::placement::Placement;
+use crate::classify::Class;
+use crate::fields::UserFields;
+use crate::states::{State, flag};
+
+impl XRaySubscriber {
+    /// Opens a span that becomes a document; returns its X-Ray id if it is
+    /// sampled, or `Err(sampled)` if the table was too full to follow it.
+    pub(super) fn open_document(
+        &self,
+        id: &Id,
+        class: Class,
+        p: Placement,
+        name: &'static str,
+        kind: Kind,
+    ) -> Result<Option<SegmentId>, bool> {
+        let sampled = p.flags & flag::SAMPLED != 0;
+        if !sampled {
+            self.emitter.count_unsampled();
+        }
+        let own = sampled.then(SegmentId::random);
+        let mut state = State {
+            class,
+            flags: p.flags,
+            own,
+            anchor: own.or(p.anchor),
+            op: if class.is_sdk_call() { own } else { p.op },
+            trace: Some(p.trace),
+            context: p.context,
+        };
+        // Remembered before anything is sent: a span the table cannot follow
+        // would never be closed.
+        if !self.states.insert(id.into_u64(), &state) {
+            if p.flags & flag::OWNS_CONTEXT != 0 {
+                self.contexts.release(p.context);
+            }
+            if sampled {
+                self.emitter.count_dropped_span();
+            }
+            return Err(sampled);
+        }
+        if let Some(own) = own {
+            let kind = if p.segment { Kind::Segment } else { kind };
+            let opened = self.emitter.push(Record::new(
+                own,
+                Body::Open {
+                    parent: p.anchor,
+                    trace: p.trace,
+                    time: clock::now(),
+                    name: StaticName::new(name),
+                    kind,
+                },
+            ));
+            if !opened {
+                self.emitter.count_dropped_span();
+                state.flags |= flag::OPEN_LOST;
+                // Its own entry, just written: no other thread knows the id yet.
+                self.states.insert(id.into_u64(), &state);
+            }
+        }
+        Ok(own)
+    }
+
+    /// Returns `Err(sampled)` if the table was too full to follow the span.
+    pub(super) fn open_user(
+        &self,
+        attrs: &Attributes<'_>,
+        id: &Id,
+        parent: Option<State>,
+    ) -> Result<(), bool> {
+        let meta = attrs.metadata();
+        let Some(p) = self.placement(parent, attrs, meta.name()) else {
+            // Under an untraced parent: remembered, so that its children find
+            // the answer in one lookup rather than by walking up the scope.
+            self.inherit(id, parent, Class::User);
+            return Ok(());
+        };
+        let segment = p.segment;
+        let Some(own) = self.open_document(id, Class::User, p, meta.name(), Kind::Local)? else {
+            return Ok(());
+        };
+        if segment && let Some(name) = &self.service_name {
+            self.emitter.push_str(own, Key::Name, name);
+        }
+        attrs.record(&mut UserFields {
+            emitter: &self.emitter,
+            span: own,
+        });
+        Ok(())
+    }
+}
