@@ -8,7 +8,7 @@
 use arrayvec::ArrayVec;
 
 use crate::id::{SegmentId, TraceId};
-use crate::json::JsonWriter;
+use crate::json::{JsonWriter, Seq};
 use crate::record::{FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, HttpField, Key, Kind};
 use crate::span::{Span, Stored};
 
@@ -87,6 +87,7 @@ pub(crate) fn write_own(
     trim: Trim,
     truncated: bool,
 ) {
+    // `name` always comes first, so every later field starts with a comma.
     w.raw(b"{\"name\":");
     w.name(span.name());
     w.raw(b",\"id\":");
@@ -100,6 +101,26 @@ pub(crate) fn write_own(
         }
         None => w.raw(b",\"in_progress\":true"),
     }
+    write_kind(w, span, trim);
+    for (bit, text) in [
+        (FLAG_ERROR, b",\"error\":true".as_slice()),
+        (FLAG_FAULT, b",\"fault\":true".as_slice()),
+        (FLAG_THROTTLE, b",\"throttle\":true".as_slice()),
+    ] {
+        if span.flags & bit != 0 {
+            w.raw(text);
+        }
+    }
+    write_http(w, span, trim);
+    write_aws(w, span, trim);
+    write_cause(w, span, trim);
+    write_annotations(w, span, trim);
+    write_metadata(w, span, trim, truncated || span.truncated);
+}
+
+/// What the kind of entity adds: a segment's trace, parent, user and
+/// origin; a call's namespace.
+fn write_kind(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
     match span.kind {
         Kind::Segment => {
             w.raw(b",\"trace_id\":");
@@ -120,59 +141,49 @@ pub(crate) fn write_own(
         Kind::Remote => w.raw(b",\"namespace\":\"remote\""),
         Kind::Local => {}
     }
-    for (bit, text) in [
-        (FLAG_ERROR, b",\"error\":true".as_slice()),
-        (FLAG_FAULT, b",\"fault\":true".as_slice()),
-        (FLAG_THROTTLE, b",\"throttle\":true".as_slice()),
-    ] {
-        if span.flags & bit != 0 {
-            w.raw(text);
-        }
-    }
-    write_http(w, span, trim);
-    let aws = |k| match k {
-        Key::Aws(name) => Some(name),
-        _ => None,
-    };
-    let counted = span.attempts > 0 && !span.attrs.iter().any(|a| a.key == Key::Aws("retries"));
-    if counted || span.attrs.iter().any(|a| aws(a.key).is_some()) {
-        w.raw(b",\"aws\":{");
-        write_pairs(w, span, trim.max_chars, aws);
-        if counted {
-            if w.written().last() != Some(&b'{') {
-                w.byte(b',');
-            }
-            w.raw(b"\"retries\":");
-            w.u64(u64::from(span.attempts - 1));
-        }
-        w.byte(b'}');
-    }
-    write_cause(w, span, trim);
-    write_annotations(w, span, trim);
-    let user_metadata = trim.metadata && has_metadata(span);
-    let lost = truncated || span.truncated;
-    if user_metadata || lost {
-        w.raw(b",\"metadata\":{");
-        if user_metadata {
-            w.raw(b"\"default\":{");
-            write_pairs(w, span, trim.max_chars, |k| match k {
-                Key::Metadata(name) => Some(name),
-                _ => None,
-            });
-            w.byte(b'}');
-        }
-        if lost {
-            if user_metadata {
-                w.byte(b',');
-            }
-            w.raw(b"\"xray_emitter\":{\"truncated\":true}");
-        }
-        w.byte(b'}');
-    }
 }
 
-fn has_metadata(span: &Span) -> bool {
-    span.attrs.iter().any(|a| matches!(a.key, Key::Metadata(_)))
+/// `aws`: the recorded members, and `retries` counted from attempts unless
+/// one was recorded.
+fn write_aws(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
+    let mut aws = Seq::lazy_object(b",\"aws\":{");
+    write_pairs(w, &mut aws, span, trim.max_chars, |k| match k {
+        Key::Aws(name) => Some(name),
+        _ => None,
+    });
+    let recorded = span.attrs.iter().any(|a| a.key == Key::Aws("retries"));
+    if span.attempts > 0 && !recorded {
+        w.field(&mut aws, "retries");
+        w.u64(u64::from(span.attempts - 1));
+    }
+    w.end(aws);
+}
+
+/// `metadata.default` (the user's fields, unless trimmed away) and
+/// `metadata.xray_emitter.truncated` when something was left out.
+fn write_metadata(w: &mut JsonWriter<'_>, span: &Span, trim: Trim, truncated: bool) {
+    let mut metadata = Seq::lazy_object(b",\"metadata\":{");
+    if trim.metadata {
+        let mut default = Seq::lazy_object(b"\"default\":{");
+        let mut first = true;
+        for attr in &span.attrs {
+            let Key::Metadata(name) = attr.key else {
+                continue;
+            };
+            if first {
+                w.member(&mut metadata);
+                first = false;
+            }
+            w.field(&mut default, name);
+            write_value(w, span, attr.value, trim.max_chars);
+        }
+        w.end(default);
+    }
+    if truncated {
+        w.member(&mut metadata);
+        w.raw(b"\"xray_emitter\":{\"truncated\":true}");
+    }
+    w.end(metadata);
 }
 
 fn find(span: &Span, key: Key) -> Option<Stored> {
@@ -191,36 +202,29 @@ fn write_value(w: &mut JsonWriter<'_>, span: &Span, value: Stored, max_chars: us
     }
 }
 
-fn write_number(w: &mut JsonWriter<'_>, span: &Span, value: Stored) -> bool {
+/// A value where X-Ray wants a number, if it is one (a numeric string counts).
+fn as_number(span: &Span, value: Stored) -> Option<Stored> {
     match value {
-        Stored::I64(v) => w.i64(v),
-        Stored::U64(v) => w.u64(v),
-        Stored::F64(v) if v.is_finite() => w.f64(v),
-        Stored::Text { start, len } => match span.text(start, len).trim().parse::<u64>() {
-            Ok(v) => w.u64(v),
-            Err(_) => return false,
-        },
-        _ => return false,
+        Stored::I64(_) | Stored::U64(_) => Some(value),
+        Stored::F64(v) if v.is_finite() => Some(value),
+        Stored::Text { start, len } => span.text(start, len).trim().parse().ok().map(Stored::U64),
+        _ => None,
     }
-    true
 }
 
-/// `"k":v,…` for every field `select` names.
+/// `"k":v` in `seq` for every field `select` names.
 fn write_pairs(
     w: &mut JsonWriter<'_>,
+    seq: &mut Seq,
     span: &Span,
     max_chars: usize,
     select: impl Fn(Key) -> Option<&'static str>,
 ) {
-    let mut sep = b"".as_slice();
     for attr in &span.attrs {
-        let Some(name) = select(attr.key) else {
-            continue;
-        };
-        w.raw(sep);
-        sep = b",";
-        w.key(name);
-        write_value(w, span, attr.value, max_chars);
+        if let Some(name) = select(attr.key) {
+            w.field(seq, name);
+            write_value(w, span, attr.value, max_chars);
+        }
     }
 }
 
@@ -241,7 +245,7 @@ fn write_string_value(w: &mut JsonWriter<'_>, span: &Span, value: Stored, max_ch
 /// become one key: the value recorded last is the one written, so the
 /// object never holds a key twice.
 fn write_annotations(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
-    let mut first = true;
+    let mut annotations = Seq::lazy_object(b",\"annotations\":{");
     for (i, attr) in span.attrs.iter().enumerate() {
         let Key::Annotation(name) = attr.key else {
             continue;
@@ -254,64 +258,45 @@ fn write_annotations(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
         if span.attrs[i + 1..].iter().any(same) {
             continue;
         }
-        w.raw(if first { b",\"annotations\":{" } else { b"," });
-        first = false;
+        w.member(&mut annotations);
         w.annotation_key(name);
-        write_value(
-            w,
-            span,
-            attr.value,
-            trim.max_chars.min(MAX_ANNOTATION_CHARS),
-        );
+        let max = trim.max_chars.min(MAX_ANNOTATION_CHARS);
+        write_value(w, span, attr.value, max);
     }
-    if !first {
-        w.byte(b'}');
-    }
+    w.end(annotations);
 }
 
 fn write_http(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
     let max = trim.max_chars.min(MAX_HTTP_CHARS);
     let get = |f| find(span, Key::Http(f));
-    let (method, url) = (get(HttpField::Method), get(HttpField::Url));
-    let (status, length) = (get(HttpField::Status), get(HttpField::ContentLength));
-    if method.is_none() && url.is_none() && status.is_none() && length.is_none() {
-        return;
-    }
-    w.raw(b",\"http\":{");
-    let mut sep = b"".as_slice();
-    if method.is_some() || url.is_some() {
-        w.raw(b"\"request\":{");
-        let mut inner = b"".as_slice();
-        for (name, v) in [("method", method), ("url", url)] {
-            if let Some(v) = v {
-                w.raw(inner);
-                w.key(name);
-                write_string_value(w, span, v, max);
-                inner = b",";
+    let mut http = Seq::lazy_object(b",\"http\":{");
+    let mut request = Seq::lazy_object(b"\"request\":{");
+    for (name, field) in [("method", HttpField::Method), ("url", HttpField::Url)] {
+        if let Some(v) = get(field) {
+            if request.is_empty() {
+                w.member(&mut http);
             }
+            w.field(&mut request, name);
+            write_string_value(w, span, v, max);
         }
-        w.byte(b'}');
-        sep = b",";
     }
-    if status.is_some() || length.is_some() {
-        w.raw(sep);
-        w.raw(b"\"response\":{");
-        let mut inner = b"".as_slice();
-        for (name, v) in [("status", status), ("content_length", length)] {
-            if let Some(v) = v {
-                let mark = w.mark();
-                w.raw(inner);
-                w.key(name);
-                if write_number(w, span, v) {
-                    inner = b",";
-                } else {
-                    w.rewind(mark);
-                }
+    w.end(request);
+    let mut response = Seq::lazy_object(b"\"response\":{");
+    let numbers = [
+        ("status", HttpField::Status),
+        ("content_length", HttpField::ContentLength),
+    ];
+    for (name, field) in numbers {
+        if let Some(v) = get(field).and_then(|v| as_number(span, v)) {
+            if response.is_empty() {
+                w.member(&mut http);
             }
+            w.field(&mut response, name);
+            write_value(w, span, v, max);
         }
-        w.byte(b'}');
     }
-    w.byte(b'}');
+    w.end(response);
+    w.end(http);
 }
 
 #[derive(Clone, Copy, Default)]
@@ -319,6 +304,18 @@ struct Exception {
     message: Option<Stored>,
     kind: Option<Stored>,
     remote: bool,
+}
+
+/// The id of exception `index` of `span`: derived from both, so writing the
+/// same span twice (a trim retry, an in-progress report, then the close)
+/// gives the same ids.
+fn exception_id(span: SegmentId, index: usize) -> SegmentId {
+    // splitmix64's finalizer: distinct inputs, well-spread outputs.
+    let mut z = span.get() ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    SegmentId::from_u64(z).unwrap_or(span)
 }
 
 fn write_cause(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
@@ -344,16 +341,11 @@ fn write_cause(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
             _ => {}
         }
     }
-    if list.is_empty() {
-        return;
-    }
-    w.raw(b",\"cause\":{\"exceptions\":[");
+    let mut exceptions = Seq::lazy_array(b",\"cause\":{\"exceptions\":[");
     for (i, e) in list.iter().enumerate() {
-        if i > 0 {
-            w.byte(b',');
-        }
+        w.member(&mut exceptions);
         w.raw(b"{\"id\":");
-        w.segment_id(SegmentId::random());
+        w.segment_id(exception_id(span.id, i));
         for (name, v) in [("message", e.message), ("type", e.kind)] {
             if let Some(v) = v {
                 w.byte(b',');
@@ -366,5 +358,8 @@ fn write_cause(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
         }
         w.byte(b'}');
     }
-    w.raw(b"]}");
+    if !exceptions.is_empty() {
+        w.end(exceptions);
+        w.byte(b'}');
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! It never allocates and never panics: when the buffer is full it stops
 //! writing and remembers it, and [`JsonWriter::finish`] reports
-//! [`DoesNotFit`]. A [`Mark`] taken before an optional part lets the caller
-//! rewind and leave that part out, which is how documents are trimmed to the
-//! datagram limit without a second serializer.
+//! [`DoesNotFit`]; a document that does not fit is written again with less
+//! in it (see the trim levels of `document`), never sent cut. Objects and
+//! arrays are written through a [`Seq`], which opens them on their first
+//! member and puts the commas, so an empty one is never written.
 
 use crate::id::{SegmentId, TraceId};
 use crate::name;
@@ -21,9 +22,41 @@ impl std::fmt::Display for DoesNotFit {
 
 impl std::error::Error for DoesNotFit {}
 
-/// A position to rewind to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mark(usize);
+/// An object or array being written: it opens itself on its first member
+/// (so an empty one is never written, when it is lazy) and puts the commas.
+#[derive(Debug)]
+#[must_use = "close it with `JsonWriter::end`"]
+pub struct Seq {
+    open: &'static [u8],
+    close: u8,
+    members: usize,
+}
+
+impl Seq {
+    /// An object whose opening text (such as `,"aws":{`) is written only
+    /// when its first member is.
+    pub fn lazy_object(open: &'static [u8]) -> Seq {
+        Seq {
+            open,
+            close: b'}',
+            members: 0,
+        }
+    }
+
+    /// An array opened the same way (`,"exceptions":[`).
+    pub fn lazy_array(open: &'static [u8]) -> Seq {
+        Seq {
+            open,
+            close: b']',
+            members: 0,
+        }
+    }
+
+    /// Whether no member has been written (so nothing was opened).
+    pub fn is_empty(&self) -> bool {
+        self.members == 0
+    }
+}
 
 /// Writes JSON text into a fixed buffer.
 #[derive(Debug)]
@@ -53,26 +86,10 @@ impl<'a> JsonWriter<'a> {
         }
     }
 
-    /// Whether a write has not fitted since the start or the last rewind.
+    /// Whether a write has not fitted since the start.
     #[cfg(test)]
     pub fn overflowed(&self) -> bool {
         self.overflow
-    }
-
-    /// The text written so far.
-    pub fn written(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// The current position.
-    pub fn mark(&self) -> Mark {
-        Mark(self.len)
-    }
-
-    /// Forgets everything written after `mark`, including an overflow.
-    pub fn rewind(&mut self, mark: Mark) {
-        self.len = mark.0.min(self.len);
-        self.overflow = false;
     }
 
     /// The length written, or [`DoesNotFit`] if anything was cut.
@@ -97,6 +114,29 @@ impl<'a> JsonWriter<'a> {
                 self.len = end;
             }
             None => self.overflow = true,
+        }
+    }
+
+    /// Starts the next member of `seq`: its opening text if this is the
+    /// first, else a comma.
+    #[inline]
+    pub fn member(&mut self, seq: &mut Seq) {
+        self.raw(if seq.members == 0 { seq.open } else { b"," });
+        seq.members += 1;
+    }
+
+    /// Starts the next member of the object `seq` with `"key":`.
+    #[inline]
+    pub fn field(&mut self, seq: &mut Seq, key: &str) {
+        self.member(seq);
+        self.key(key);
+    }
+
+    /// Closes `seq` if anything opened it.
+    #[inline]
+    pub fn end(&mut self, seq: Seq) {
+        if seq.members > 0 {
+            self.byte(seq.close);
         }
     }
 
@@ -432,16 +472,41 @@ mod tests {
     }
 
     #[test]
-    fn overflow_is_reported_and_rewindable() {
+    fn sequences_open_lazily_and_put_the_commas() {
+        let mut buf = [0u8; 64];
+        let mut w = JsonWriter::new(&mut buf);
+        w.raw(b"{\"a\":1");
+        let empty = Seq::lazy_object(b",\"none\":{");
+        w.end(empty);
+        let mut o = Seq::lazy_object(b",\"o\":{");
+        w.field(&mut o, "x");
+        w.u64(1);
+        w.field(&mut o, "y");
+        let mut list = Seq::lazy_array(b"[");
+        for v in [2, 3] {
+            w.member(&mut list);
+            w.u64(v);
+        }
+        w.end(list);
+        w.end(o);
+        w.byte(b'}');
+        let n = w.finish().unwrap();
+        assert_eq!(&buf[..n], br#"{"a":1,"o":{"x":1,"y":[2,3]}}"#);
+    }
+
+    #[test]
+    fn overflow_is_reported_and_sticky() {
         let mut buf = [0u8; 8];
         let mut w = JsonWriter::new(&mut buf);
         w.raw(b"{");
-        let m = w.mark();
         w.string("too long for this");
         assert!(w.overflowed());
-        w.rewind(m);
         w.raw(b"}");
-        assert_eq!(w.finish(), Ok(2));
+        assert_eq!(
+            w.finish(),
+            Err(DoesNotFit),
+            "a later short write does not hide it"
+        );
         let mut buf = [0u8; 4];
         let mut w = JsonWriter::new(&mut buf);
         w.string("abcdef");

@@ -220,3 +220,51 @@ fn the_checker_rejects_what_the_daemon_or_service_would() {
         );
     }
 }
+
+/// A span written twice (a trim retry, an in-progress report and then its
+/// close) is the same document: nothing random is drawn while writing.
+#[test]
+fn writing_a_span_twice_gives_the_same_bytes() {
+    use xray_emitter::clock::Ticks;
+    use xray_emitter::testing::{Assembler, Sent, TableConfig, Transport};
+    use xray_emitter::{Body, Record};
+
+    struct Nowhere;
+    impl Transport for Nowhere {
+        fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
+            Sent::all(datagrams)
+        }
+    }
+    let mut a = Assembler::new(TableConfig::default(), Nowhere);
+    let id = SegmentId::random();
+    a.apply(&Record::new(
+        id,
+        Body::Open {
+            parent: Some(SegmentId::random()),
+            trace: TraceId::new(),
+            time: Ticks::from_raw(1),
+            name: "failing".into(),
+            kind: Kind::Aws,
+        },
+    ));
+    for (key, text) in [
+        (
+            Key::Exception { remote: true },
+            "Requested resource not found",
+        ),
+        (Key::ExceptionType, "ResourceNotFoundException"),
+        (Key::Exception { remote: false }, "and then this"),
+    ] {
+        Record::split_str(id, key, text, |r| a.apply(&r));
+    }
+    let (mut first, mut second) = (vec![0u8; 4096], vec![0u8; 4096]);
+    let n = a.render(id, Ticks::from_raw(2), &mut first).unwrap();
+    let m = a.render(id, Ticks::from_raw(2), &mut second).unwrap();
+    assert_eq!(first[..n], second[..m]);
+    let doc: Json = serde_json::from_slice(&first[..n]).unwrap();
+    let ids: Vec<&str> = (doc["cause"]["exceptions"].as_array().unwrap().iter())
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1], "each exception its own id");
+}
