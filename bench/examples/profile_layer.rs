@@ -34,14 +34,14 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
     let which = std::env::args().nth(2).unwrap_or_else(|| "xray".into());
-    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sink = xray_testkit::Daemon::counting();
     if which == "noop" {
         tracing::subscriber::with_default(tracing_subscriber::registry().with(NoOp), || {
             run(n, || {})
         });
     } else {
         let layer = XRaySubscriber::builder()
-            .daemon(sink.local_addr().unwrap())
+            .daemon(sink.addr())
             .lambda(true)
             .build()
             .unwrap();

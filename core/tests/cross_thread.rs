@@ -3,14 +3,12 @@
 //! given a field on a second, closed on a third. Every such span still
 //! arrives whole, with its field.
 
-mod common;
-
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::spans::{attr, close, open_top};
-use common::{Daemon, entities};
 use xray_emitter::{Emitter, Key, Kind, SegmentId, TraceId, Value};
+use xray_testkit::spans::{attr, close, open_top};
+use xray_testkit::{Daemon, entities};
 
 #[test]
 fn spans_handed_between_threads_arrive_whole() {
@@ -85,20 +83,13 @@ fn spans_handed_between_threads_arrive_whole() {
 /// many there are, and every span arrives complete with its field.
 #[test]
 fn more_closes_in_one_pass_than_ever_held_before_all_wait_for_their_opens() {
-    use std::sync::{Arc, Condvar, Mutex};
-    use xray_emitter::testing::{DaemonSocket, Target};
-
     let daemon = Daemon::start();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let (g, addr) = (gate.clone(), daemon.addr());
+    let (gate, release) = xray_testkit::Gate::new(xray_testkit::socket(daemon.addr()));
     let (e, _guard) = Emitter::builder()
         .queue_capacity(1 << 15)
         .open_spans(1 << 14)
         .report_errors(false)
-        .start_with(move || common::Gate {
-            open: g,
-            socket: DaemonSocket::new(Target::Addr(addr), false),
-        })
+        .start_with(move || gate)
         .unwrap();
     let (trace, facade) = (TraceId::new(), SegmentId::random());
     let n = 6_000usize;
@@ -122,7 +113,7 @@ fn more_closes_in_one_pass_than_ever_held_before_all_wait_for_their_opens() {
     }
     drop(to_closer);
     closer.join().unwrap();
-    common::Gate::release(&gate);
+    release.release();
     assert!(e.flush(Duration::from_secs(10)).complete);
     let docs = daemon.documents_with_spans(n + 1, Duration::from_secs(10));
     let all = entities(&docs);

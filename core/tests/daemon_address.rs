@@ -4,13 +4,10 @@
 //!
 //! One test per binary: it changes the process environment.
 
-mod common;
-
-use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::spans::{close, open_top};
 use xray_emitter::{Emitter, Kind, SegmentId, StartError, TraceId};
+use xray_testkit::spans::{close, open_top};
 
 fn set_env(value: Option<&str>) {
     // SAFETY: this binary runs a single test on a single thread at this
@@ -48,11 +45,7 @@ fn daemon_address_from_the_environment() {
     }
 
     // A free port: bound, then released, so nothing listens there.
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = xray_testkit::closed_port().port();
     set_env(Some(&format!("tcp:127.0.0.1:{port} udp:127.0.0.1:{port}")));
     let (e, _guard) = Emitter::builder()
         .report_errors(false)
@@ -81,18 +74,12 @@ fn daemon_address_from_the_environment() {
     );
 
     // The daemon comes back on that port: documents flow again.
-    let daemon = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    daemon
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
+    let daemon = xray_testkit::Daemon::bind(([127, 0, 0, 1], port).into()).unwrap();
     let id = SegmentId::random();
     open_top(&e, id, trace, facade, "heard", Kind::Local);
     close(&e, id);
     let _ = e.flush(Duration::from_secs(2));
-    let mut buf = vec![0u8; 70_000];
-    let n = daemon
-        .recv(&mut buf)
-        .expect("the sender recovers when the daemon comes back");
-    let doc = common::check(&buf[..n]);
+    let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
+    let doc = &docs[0];
     assert_eq!(doc["name"], "heard");
 }

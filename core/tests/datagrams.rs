@@ -1,15 +1,13 @@
 //! Every datagram is the daemon header plus exactly one schema-valid document
 //! of at most 64,512 bytes, and a span tree arrives nested as it was opened.
 
-mod common;
-
 use std::time::Duration;
 
-use common::spans::{attr, close, emitter, open, open_top};
-use common::{Daemon, count_spans, entities};
 use serde_json::Value as Json;
 use xray_emitter::record::{FLAG_ERROR, FLAG_THROTTLE};
 use xray_emitter::{HttpField, Key, Kind, SegmentId, TraceId, Value};
+use xray_testkit::spans::{attr, close, emitter, open, open_top};
+use xray_testkit::{Daemon, count_spans, entities};
 
 #[test]
 fn aws_call_subsegment_has_every_part() {
@@ -197,7 +195,7 @@ fn segments_carry_trace_and_parent() {
 fn the_checker_rejects_what_the_daemon_or_service_would() {
     let ok = br#"{"format":"json","version":1}
 {"name":"a","id":"53995c3f42cd8ad8","start_time":1795651000.100000,"end_time":1795651000.200000,"trace_id":"1-5759e988-bd862e3fe1be46a994272793"}"#;
-    common::check(ok);
+    xray_testkit::check(ok);
     let bad: [&[u8]; 6] = [
         br#"{"format":"json","version":"1"}
 {"name":"a","id":"53995c3f42cd8ad8","start_time":1795651000.100000,"end_time":1795651000.200000,"trace_id":"1-5759e988-bd862e3fe1be46a994272793"}"#,
@@ -215,7 +213,7 @@ fn the_checker_rejects_what_the_daemon_or_service_would() {
     for d in bad {
         let text = String::from_utf8_lossy(d).into_owned();
         assert!(
-            std::panic::catch_unwind(|| common::check(d)).is_err(),
+            std::panic::catch_unwind(|| xray_testkit::check(d)).is_err(),
             "accepted: {text}"
         );
     }

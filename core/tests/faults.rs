@@ -3,18 +3,13 @@
 //! that exits with its guard. Producers never block, errors are counted, the
 //! sender recovers, and the guard's final flush arrives within its bound.
 
-mod common;
-
-use std::net::UdpSocket;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::spans::{close, open_top};
-use common::{Daemon, count_spans};
-use xray_emitter::testing::Transport;
-use xray_emitter::testing::{DaemonSocket, Sent, Target};
 use xray_emitter::{DaemonAddress, Emitter, Kind, SegmentId, TraceId};
+use xray_testkit::spans::{close, open_top};
+use xray_testkit::{Daemon, Failing, PanicsOnce, count_spans, socket};
 
 fn spans(e: &Emitter, n: usize) -> usize {
     let (trace, facade) = (TraceId::new(), SegmentId::random());
@@ -47,37 +42,20 @@ fn a_host_that_does_not_resolve_is_counted_and_the_program_runs_on() {
     );
 }
 
-/// The OS side of a send buffer that stays full: each send blocks for the
-/// socket's send timeout, then fails with `WouldBlock`, until `recover`.
-/// (On loopback the kernel frees a datagram's buffer at once, so a real full
-/// buffer cannot be produced here.)
-struct FullBuffer {
-    failing: Arc<AtomicUsize>,
-    socket: DaemonSocket,
-}
-
-impl Transport for FullBuffer {
-    fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
-        if self.failing.load(Ordering::Relaxed) > 0 {
-            self.failing.fetch_sub(1, Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(20));
-            return Sent::failed_all(datagrams.len());
-        }
-        self.socket.send(datagrams)
-    }
-}
-
 #[test]
 fn a_full_send_buffer_costs_producers_nothing_and_the_sender_recovers() {
     let daemon = Daemon::start();
+    // A send buffer that stays full: each send waits the socket's send
+    // timeout, then fails, 20 times over.
     let failing = Arc::new(AtomicUsize::new(20));
-    let (f, addr) = (failing.clone(), daemon.addr());
+    let full = Failing {
+        failing: failing.clone(),
+        delay: Duration::from_millis(20),
+        inner: socket(daemon.addr()),
+    };
     let (e, _guard) = Emitter::builder()
         .report_errors(false)
-        .start_with(move || FullBuffer {
-            failing: f,
-            socket: DaemonSocket::new(Target::Addr(addr), false),
-        })
+        .start_with(move || full)
         .unwrap();
     let mut pushed = 0;
     for _ in 0..20 {
@@ -97,7 +75,7 @@ fn a_full_send_buffer_costs_producers_nothing_and_the_sender_recovers() {
     assert!(e.flush(Duration::from_secs(2)).complete);
     daemon.wait_until(Duration::from_secs(2), |d| {
         d.iter()
-            .map(|d| count_spans(&common::check(d)))
+            .map(|d| count_spans(&xray_testkit::check(d)))
             .sum::<usize>()
             >= 10
     });
@@ -109,39 +87,18 @@ fn a_full_send_buffer_costs_producers_nothing_and_the_sender_recovers() {
     );
 }
 
-/// Panics on its first send, then works.
-struct PanicsOnce {
-    panicked: Arc<Mutex<bool>>,
-    socket: DaemonSocket,
-}
-
-impl Transport for PanicsOnce {
-    fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
-        let mut p = self.panicked.lock().unwrap();
-        if !*p {
-            *p = true;
-            drop(p);
-            panic!("a bug in the transport");
-        }
-        drop(p);
-        self.socket.send(datagrams)
-    }
-}
-
 #[test]
 fn the_sender_survives_a_panic() {
     let daemon = Daemon::start();
-    let panicked = Arc::new(Mutex::new(false));
-    let (p, addr) = (panicked.clone(), daemon.addr());
-    let (e, _guard) = Emitter::builder()
-        .start_with(move || PanicsOnce {
-            panicked: p,
-            socket: DaemonSocket::new(Target::Addr(addr), false),
-        })
-        .unwrap();
+    let panicked = Arc::new(AtomicBool::new(false));
+    let buggy = PanicsOnce {
+        panicked: panicked.clone(),
+        inner: socket(daemon.addr()),
+    };
+    let (e, _guard) = Emitter::builder().start_with(move || buggy).unwrap();
     spans(&e, 5);
     let _ = e.flush(Duration::from_secs(2));
-    assert!(*panicked.lock().unwrap());
+    assert!(panicked.load(Ordering::Relaxed));
     spans(&e, 5);
     assert!(
         e.flush(Duration::from_secs(2)).complete,
@@ -174,22 +131,18 @@ fn exit_child() {
 
 #[test]
 fn exiting_with_the_guard_flushes_within_its_bound() {
-    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(8 << 20);
+    let rx = Daemon::polled();
     let start = Instant::now();
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "exit_child", "--nocapture"])
-        .env(CHILD, rx.local_addr().unwrap().to_string())
+        .env(CHILD, rx.addr().to_string())
         .status()
         .unwrap();
     assert!(status.success());
     assert!(start.elapsed() < Duration::from_secs(10), "bounded");
-    rx.set_nonblocking(true).unwrap();
-    let mut buf = vec![0u8; 70_000];
-    let mut spans = 0;
-    while let Ok(n) = rx.recv(&mut buf) {
-        spans += count_spans(&common::check(&buf[..n]));
-    }
+    let spans: usize = (rx.take().iter())
+        .map(|d| count_spans(&xray_testkit::check(d)))
+        .sum();
     assert_eq!(
         spans, 500,
         "everything was flushed before the process ended"

@@ -1,35 +1,21 @@
 //! After `flush` returns, every record enqueued before it has been handed to
 //! the socket: the datagrams are already in the receiver's queue.
 
-mod common;
-
 use std::collections::HashSet;
-use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::spans::{close, open, open_top};
-use common::{check, walk};
 use xray_emitter::{Emitter, Key, Kind, SegmentId, TraceId};
-
-/// Reads every datagram already queued on `socket`, without waiting.
-fn queued(socket: &UdpSocket) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 70_000];
-    while let Ok(n) = socket.recv(&mut buf) {
-        out.push(buf[..n].to_vec());
-    }
-    out
-}
+use xray_testkit::spans::{close, open, open_top};
+use xray_testkit::{Daemon, check, walk};
 
 #[test]
 fn flush_returns_after_everything_enqueued_before_it_was_sent() {
-    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(8 << 20);
-    rx.set_nonblocking(true).unwrap();
+    // Read when asked: what is in the socket the moment flush returns.
+    let rx = Daemon::polled();
     let (e, _guard) = Emitter::builder()
-        .daemon(rx.local_addr().unwrap())
+        .daemon(rx.addr())
         .max_idle(Duration::from_millis(50))
         .report_errors(false)
         .start()
@@ -54,7 +40,7 @@ fn flush_returns_after_everything_enqueued_before_it_was_sent() {
         let flushed = e.flush(Duration::from_secs(5));
         assert!(flushed.complete, "round {round}: {flushed:?}");
         let mut seen = HashSet::new();
-        for d in queued(&rx) {
+        for d in rx.take() {
             walk(&check(&d), &mut |s| {
                 seen.insert(s["id"].as_str().unwrap().to_string());
             });
@@ -66,11 +52,8 @@ fn flush_returns_after_everything_enqueued_before_it_was_sent() {
 
 #[test]
 fn flush_with_a_dead_sender_returns_at_once() {
-    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (e, guard) = Emitter::builder()
-        .daemon(rx.local_addr().unwrap())
-        .start()
-        .unwrap();
+    let rx = Daemon::start();
+    let (e, guard) = Emitter::builder().daemon(rx.addr()).start().unwrap();
     drop(guard);
     let start = std::time::Instant::now();
     let f = e.flush(Duration::from_secs(5));
@@ -93,11 +76,8 @@ fn flush_with_a_dead_sender_returns_at_once() {
 
 #[test]
 fn a_push_after_shutdown_from_a_thread_with_a_ring_is_counted() {
-    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (e, guard) = Emitter::builder()
-        .daemon(rx.local_addr().unwrap())
-        .start()
-        .unwrap();
+    let rx = Daemon::start();
+    let (e, guard) = Emitter::builder().daemon(rx.addr()).start().unwrap();
     let id = SegmentId::random();
     assert!(open_top(
         &e,
@@ -124,9 +104,9 @@ fn a_push_after_shutdown_from_a_thread_with_a_ring_is_counted() {
 
 #[test]
 fn a_flush_returns_while_producers_never_let_the_rings_run_dry() {
-    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rx = Daemon::start();
     let (e, _guard) = Emitter::builder()
-        .daemon(rx.local_addr().unwrap())
+        .daemon(rx.addr())
         .report_errors(false)
         .start()
         .unwrap();
@@ -160,8 +140,8 @@ fn a_flush_returns_while_producers_never_let_the_rings_run_dry() {
 #[test]
 fn every_push_racing_a_shutdown_is_received_or_counted_dropped() {
     for _ in 0..4 {
-        let daemon = common::Daemon::start();
-        let (e, guard) = common::spans::emitter(&daemon);
+        let daemon = xray_testkit::Daemon::start();
+        let (e, guard) = xray_testkit::spans::emitter(&daemon);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let producers: Vec<_> = (0..3)
             .map(|_| {

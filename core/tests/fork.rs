@@ -3,8 +3,6 @@
 //! has no sender thread: its pushes are counted dropped, never lost unseen.
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
-mod common;
-
 use std::time::Duration;
 
 use xray_emitter::{SegmentId, TraceId};
@@ -17,8 +15,8 @@ fn ids() -> [u64; 4] {
 
 #[test]
 fn a_forked_child_makes_other_ids_and_counts_its_pushes_dropped() {
-    let daemon = common::Daemon::start();
-    let (e, _guard) = common::spans::emitter(&daemon);
+    let daemon = xray_testkit::Daemon::start();
+    let (e, _guard) = xray_testkit::spans::emitter(&daemon);
     // Warm: this thread's generator is seeded before the fork.
     let _ = ids();
     let mut fds = [0i32; 2];
@@ -31,7 +29,7 @@ fn a_forked_child_makes_other_ids_and_counts_its_pushes_dropped() {
     if pid == 0 {
         let mut out = [0u64; 5];
         out[..4].copy_from_slice(&ids());
-        out[4] = u64::from(!common::spans::close(&e, SegmentId::random()));
+        out[4] = u64::from(!xray_testkit::spans::close(&e, SegmentId::random()));
         // SAFETY: writes the 40 bytes of `out` to the pipe's write end.
         unsafe {
             libc::write(fds[1], out.as_ptr().cast(), 40);
@@ -61,11 +59,11 @@ fn a_forked_child_makes_other_ids_and_counts_its_pushes_dropped() {
 
 #[test]
 fn after_a_restore_the_sender_reopens_and_runs_on() {
-    let daemon = common::Daemon::start();
-    let (e, _guard) = common::spans::emitter(&daemon);
+    let daemon = xray_testkit::Daemon::start();
+    let (e, _guard) = xray_testkit::spans::emitter(&daemon);
     e.after_restore();
     assert!(
-        common::spans::close(&e, SegmentId::random()),
+        xray_testkit::spans::close(&e, SegmentId::random()),
         "pushes go on"
     );
     assert!(

@@ -2,14 +2,12 @@
 //! X-Ray would reject. Every document stays valid and bounded, and what was
 //! cut is counted.
 
-mod common;
-
 use std::time::Duration;
 
-use common::spans::{attr, close, emitter, open_top};
-use common::{Daemon, check};
 use xray_emitter::record::MAX_VALUE_BYTES;
 use xray_emitter::{Emitter, Key, Kind, SegmentId, TraceId, Value};
+use xray_testkit::spans::{attr, close, emitter, open_top};
+use xray_testkit::{Daemon, check};
 
 fn one_span(e: &Emitter, name: &'static str, fill: impl FnOnce(SegmentId)) -> SegmentId {
     let id = SegmentId::random();
@@ -160,7 +158,7 @@ fn documents_too_big_for_a_datagram_are_trimmed_and_marked() {
         daemon.take()
     };
     assert_eq!(datagrams.len(), 1);
-    assert!(datagrams[0].len() <= common::DATAGRAM_MAX);
+    assert!(datagrams[0].len() <= xray_testkit::DATAGRAM_MAX);
     let d = check(&datagrams[0]);
     assert!(
         d["metadata"].get("default").is_none(),

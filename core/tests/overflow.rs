@@ -1,15 +1,11 @@
 //! Producers flat out against a stalled sender never block: the queue fills,
 //! the surplus is dropped and counted, and every record is accounted for.
 
-mod common;
-
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use common::spans::{close, open_top};
-use common::{Daemon, Gate, count_spans};
-use xray_emitter::testing::{DaemonSocket, Target};
 use xray_emitter::{Emitter, Kind, SegmentId, TraceId};
+use xray_testkit::spans::{close, open_top};
+use xray_testkit::{Daemon, Gate, count_spans, socket};
 
 #[derive(Default)]
 struct Tally {
@@ -20,14 +16,10 @@ struct Tally {
 #[test]
 fn a_stalled_sender_drops_and_counts_without_blocking_producers() {
     let daemon = Daemon::start();
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let (g, addr) = (gate.clone(), daemon.addr());
+    let (gate, release) = Gate::new(socket(daemon.addr()));
     let (e, _guard) = Emitter::builder()
         .queue_capacity(1024)
-        .start_with(move || Gate {
-            open: g,
-            socket: DaemonSocket::new(Target::Addr(addr), false),
-        })
+        .start_with(move || gate)
         .unwrap();
     let trace = TraceId::new();
     let facade = SegmentId::random();
@@ -57,11 +49,7 @@ fn a_stalled_sender_drops_and_counts_without_blocking_producers() {
         "the queue must have overflowed"
     );
     assert!(stalled.records_dropped <= produced);
-    {
-        let (lock, cv) = &*gate;
-        *lock.lock().unwrap() = true;
-        cv.notify_all();
-    }
+    release.release();
     assert!(e.flush(Duration::from_secs(10)).complete);
     let _ = e.shutdown(Duration::from_secs(10));
     let s = e.stats();
@@ -76,12 +64,16 @@ fn a_stalled_sender_drops_and_counts_without_blocking_producers() {
     );
     daemon.wait_until(Duration::from_secs(5), |d| {
         d.iter()
-            .map(|d| count_spans(&common::check(d)))
+            .map(|d| count_spans(&xray_testkit::check(d)))
             .sum::<usize>() as u64
             >= complete
     });
     std::thread::sleep(Duration::from_millis(50));
-    let docs: Vec<_> = daemon.take().iter().map(|d| common::check(d)).collect();
+    let docs: Vec<_> = daemon
+        .take()
+        .iter()
+        .map(|d| xray_testkit::check(d))
+        .collect();
     let arrived: usize = docs.iter().map(count_spans).sum();
     assert_eq!(arrived as u64, complete, "and arrives");
 }

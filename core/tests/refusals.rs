@@ -2,14 +2,11 @@
 //! unreachable: those spans are counted lost, not sent; when the daemon
 //! comes back on the same port, every later span arrives and is counted sent.
 
-mod common;
-
-use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::spans::{close, open_top};
-use common::{Daemon, count_spans};
 use xray_emitter::{Emitter, Kind, SegmentId, TraceId};
+use xray_testkit::spans::{close, open_top};
+use xray_testkit::{Daemon, count_spans};
 
 fn spans(e: &Emitter, n: usize) -> usize {
     let (trace, facade) = (TraceId::new(), SegmentId::random());
@@ -23,10 +20,7 @@ fn spans(e: &Emitter, n: usize) -> usize {
 
 #[test]
 fn refused_spans_are_counted_lost_and_a_returning_daemon_gets_every_later_one() {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = xray_testkit::closed_port();
     let (e, _guard) = Emitter::builder()
         .daemon(port)
         .report_errors(false)
@@ -62,7 +56,7 @@ fn refused_spans_are_counted_lost_and_a_returning_daemon_gets_every_later_one() 
     assert!(e.flush(Duration::from_secs(5)).complete);
     daemon.wait_until(Duration::from_secs(5), |d| {
         d.iter()
-            .map(|d| count_spans(&common::check(d)))
+            .map(|d| count_spans(&xray_testkit::check(d)))
             .sum::<usize>()
             >= 100
     });

@@ -3,12 +3,10 @@
 //! corpus through them on stable.
 
 use arbitrary::Unstructured;
-use serde_json::Value as Json;
-use xray_emitter::testing::Sent;
-use xray_emitter::testing::{Assembler, TableConfig, Transport};
+use xray_emitter::testing::{Assembler, TableConfig};
 use xray_emitter::{
     Body, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TraceHeader, TraceId, Value,
-    clock::Ticks, testing,
+    clock::Ticks,
 };
 
 /// Keys with everything a field name can be: ordinary, dotted, empty,
@@ -49,115 +47,10 @@ const NAMES: &[&str] = &[
     "x;y<z>",
 ];
 
-/// Every datagram a assembler hands over.
-#[derive(Default)]
-pub struct Capture {
-    pub datagrams: Vec<Vec<u8>>,
-}
-
-impl Transport for Capture {
-    fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
-        self.datagrams.extend(datagrams.iter().map(|d| d.to_vec()));
-        Sent::all(datagrams)
-    }
-}
-
-/// The wire contract for one datagram: the exact header, exactly one JSON
-/// document, at most 64,512 bytes, ids and times in X-Ray's formats, an end
-/// no earlier than the start, names and annotation keys as X-Ray wants them.
-/// (The JSON-schema validation of `core/tests` is too slow to run per input;
-/// these are the rules it checks that inputs here can break.) Returns the
-/// document.
-pub fn check_datagram(d: &[u8]) -> Json {
-    assert!(
-        d.len() <= testing::DATAGRAM_MAX,
-        "datagram of {} bytes",
-        d.len()
-    );
-    assert!(d.starts_with(testing::HEADER), "header");
-    let body = &d[testing::HEADER.len()..];
-    let doc: Json = serde_json::from_slice(body).expect("exactly one JSON document");
-    check_entity(&doc, true);
-    check_time_text(body);
-    doc
-}
-
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|c| c.is_ascii_hexdigit())
-}
-
-fn check_entity(e: &Json, top: bool) {
-    let name = e["name"].as_str().expect("name");
-    assert!(
-        !name.is_empty() && name.chars().count() <= testing::MAX_NAME_CHARS,
-        "name {name:?}"
-    );
-    assert!(name.chars().all(testing::is_name_char), "name {name:?}");
-    let id = e["id"].as_str().expect("id");
-    assert!(is_hex(id, 16) && id != "0000000000000000", "id {id}");
-    if let Some(p) = e.get("parent_id") {
-        assert!(p.as_str().is_some_and(|p| is_hex(p, 16)), "parent_id {p}");
-    }
-    if let Some(t) = e.get("trace_id") {
-        let t = t.as_str().expect("trace_id is a string");
-        assert!(
-            t.len() == 35
-                && t.starts_with("1-")
-                && is_hex(&t[2..10], 8)
-                && &t[10..11] == "-"
-                && is_hex(&t[11..], 24),
-            "trace_id {t}"
-        );
-    }
-    let start = e["start_time"].as_f64().expect("start_time");
-    match (e.get("end_time"), e.get("in_progress")) {
-        (Some(end), None) => assert!(end.as_f64().expect("a number") >= start, "end before start"),
-        (None, Some(Json::Bool(true))) => {}
-        other => panic!("needs end_time xor in_progress: {other:?}"),
-    }
-    if top {
-        // A segment, or a subsegment sent on its own: either way it says
-        // where it belongs.
-        assert!(e["trace_id"].is_string(), "top level without trace_id");
-        if e.get("type").is_some() {
-            assert!(e["parent_id"].is_string());
-        }
-    }
-    if let Some(Json::Object(m)) = e.get("metadata") {
-        assert!(
-            m.keys().all(|k| !k.starts_with("AWS.")),
-            "reserved namespace"
-        );
-    }
-    if let Some(Json::Object(a)) = e.get("annotations") {
-        for (k, v) in a {
-            assert!(
-                !k.is_empty()
-                    && k.len() <= 500
-                    && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-            );
-            assert!(v.is_string() || v.is_number() || v.is_boolean());
-        }
-    }
-    if let Some(Json::Array(kids)) = e.get("subsegments") {
-        kids.iter().for_each(|k| check_entity(k, false));
-    }
-}
-
-/// Times are written with exactly six fractional digits.
-fn check_time_text(body: &[u8]) {
-    let text = String::from_utf8_lossy(body);
-    for key in ["\"start_time\":", "\"end_time\":"] {
-        for (i, _) in text.match_indices(key) {
-            let num: String = text[i + key.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '.')
-                .collect();
-            let (secs, frac) = num.split_once('.').expect("a fraction");
-            assert!(!secs.is_empty() && frac.len() == 6, "time {num}");
-        }
-    }
-}
+use xray_testkit::Capture;
+/// The wire contract for one datagram, without the schema (too slow to run
+/// per input): the test kit's rules.
+pub use xray_testkit::check_rules as check_datagram;
 
 /// A header that parses formats back to an equivalent one, and keeps the keys
 /// it does not know (unless they did not fit).
@@ -353,9 +246,7 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
     let mut seen = vec![0u32; spans];
     for d in &datagrams {
         let doc = check_datagram(d);
-        let mut all = Vec::new();
-        collect(&doc, &mut all);
-        for e in all {
+        for e in xray_testkit::entities(std::slice::from_ref(&doc)) {
             let Some(i) = ids.iter().position(|id| e["id"] == id.to_string()) else {
                 panic!("unknown id in {e}");
             };
@@ -377,13 +268,6 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
         "every span arrives once: {seen:?}"
     );
     Ok(())
-}
-
-fn collect(e: &Json, out: &mut Vec<Json>) {
-    out.push(e.clone());
-    if let Some(Json::Array(kids)) = e.get("subsegments") {
-        kids.iter().for_each(|k| collect(k, out));
-    }
 }
 
 /// Arbitrary record sequences (closes without opens, duplicate ids, records

@@ -10,9 +10,6 @@
 #[path = "support/viewer.rs"]
 mod viewer;
 
-#[path = "../tests/support/runtime_api.rs"]
-mod runtime_api;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
@@ -21,10 +18,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
 use aws_smithy_types::body::SdkBody;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use runtime_api::{Invocation, RuntimeApi, set_lambda_env};
 use serde_json::{Value, json};
 use tracing::Instrument;
 use tracing_xray::{XRayInterceptor, XRaySubscriber};
+use xray_testkit::runtime_api::{Invocation, RuntimeApi, set_lambda_env};
 
 /// What DynamoDB answers, in order: the customer, a write that fails once
 /// with a 500 and succeeds on retry, and a table that does not exist.

@@ -57,9 +57,9 @@ fn handler_work(i: u64) {
 
 #[test]
 fn spans_allocate_nothing_on_the_callers_thread() {
-    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rx = xray_testkit::Daemon::counting();
     let layer = XRaySubscriber::builder()
-        .daemon(rx.local_addr().unwrap())
+        .daemon(rx.addr())
         .lambda(true)
         .report_errors(false)
         .build()

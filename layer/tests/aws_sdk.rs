@@ -3,9 +3,6 @@
 //! right operation, table/bucket/queue, status, request id, retries and
 //! error/throttle/fault flags — with the interceptor, and (less) without it.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
@@ -13,11 +10,11 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
 use aws_smithy_types::body::SdkBody;
-use common::{Daemon, entities};
 use serde_json::Value as Json;
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::{XRayInterceptor, XRaySubscriber};
+use xray_testkit::{Daemon, entities};
 
 const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
 const FACADE: &str = "53995c3f42cd8ad8";

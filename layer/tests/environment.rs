@@ -5,15 +5,12 @@
 //!
 //! One test per binary: it changes the process environment.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::Daemon;
 use tracing::{debug_span, info_span};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::Daemon;
 
 fn set(vars: &[(&str, Option<&str>)]) {
     for (k, v) in vars {
@@ -55,9 +52,7 @@ fn configured_from_the_environment() {
     let daemon = Daemon::start();
     let port = daemon.addr().port();
     // The TCP address is one nobody listens on: documents must go to the UDP one.
-    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let dead_port = dead.local_addr().unwrap().port();
-    drop(dead);
+    let dead_port = xray_testkit::closed_port().port();
     let both = format!("tcp:127.0.0.1:{dead_port} udp:127.0.0.1:{port}");
     set(&[
         ("AWS_XRAY_DAEMON_ADDRESS", Some(&both)),

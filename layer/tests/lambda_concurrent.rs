@@ -5,22 +5,21 @@
 //!
 //! One test in this binary: it sets process-wide environment variables.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::test_util::StaticReplayClient;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use support::runtime_api::{Invocation, RuntimeApi, set_lambda_env};
-use support::{Inbox, dynamodb, get_item_ok};
 use tokio::sync::Barrier;
 use tracing::Instrument;
+use tracing_xray::XRayInterceptor;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::Daemon;
+use xray_testkit::runtime_api::{Invocation, RuntimeApi, set_lambda_env};
+use xray_testkit::sdk::{dynamodb, get_item_ok};
 
 /// Request id, root, parent, sampled.
 const INVOCATIONS: [(&str, &str, &str, bool); 4] = [
@@ -98,14 +97,18 @@ async fn concurrent_invocations_keep_their_own_context() {
         &[("AWS_LAMBDA_MAX_CONCURRENCY", "2"), ("RUST_LOG", "warn")],
     );
 
-    let inbox = Inbox::bind();
+    // Read when asked: what is in the socket at a given instant.
+    let inbox = Arc::new(Daemon::polled());
     let layer = XRaySubscriber::builder()
         .daemon(inbox.addr())
         .build()
         .unwrap();
     let handle = tracing_xray::lambda::init_with(layer).expect("first subscriber of this process");
     let http = StaticReplayClient::new((0..8).map(|i| get_item_ok(&format!("R{i}"))).collect());
-    let client = dynamodb(http.clone());
+    let client = dynamodb(
+        http.clone(),
+        SharedInterceptor::new(XRayInterceptor::default()),
+    );
     let barrier = Arc::new(Barrier::new(2));
     let runtime = tokio::spawn(lambda_runtime::run_concurrent(service_fn(move |e| {
         handler(client.clone(), barrier.clone(), e)
@@ -127,13 +130,10 @@ async fn concurrent_invocations_keep_their_own_context() {
 
     assert!(handle.flush(Duration::from_secs(2)).complete);
     std::thread::sleep(Duration::from_millis(50));
-    inbox.drain();
     let docs: Vec<Value> = inbox
-        .received
-        .lock()
-        .unwrap()
+        .received()
         .iter()
-        .map(|d| common::check(d))
+        .map(|d| xray_testkit::check(d))
         .collect();
     for (request, root, parent, sampled) in INVOCATIONS {
         let mine: Vec<&Value> = docs
@@ -156,7 +156,7 @@ async fn concurrent_invocations_keep_their_own_context() {
             assert_eq!(call["name"], "DynamoDB");
         }
     }
-    assert_eq!(common::entities(&docs).len(), 3 * 5);
+    assert_eq!(xray_testkit::entities(&docs).len(), 3 * 5);
 
     // Each SDK request carried its own invocation's trace (none from the environment).
     let mut roots: Vec<String> = http

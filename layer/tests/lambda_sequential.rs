@@ -7,21 +7,20 @@
 //!
 //! One test in this binary: it sets process-wide environment variables.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::test_util::StaticReplayClient;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use support::runtime_api::{Invocation, RuntimeApi, set_lambda_env};
-use support::{Inbox, dynamodb, get_item_ok};
 use tracing::Instrument;
+use tracing_xray::XRayInterceptor;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::Daemon;
+use xray_testkit::runtime_api::{Invocation, RuntimeApi, set_lambda_env};
+use xray_testkit::sdk::{dynamodb, get_item_ok};
 
 const TRACES: [(&str, &str, &str); 3] = [
     (
@@ -81,11 +80,12 @@ async fn each_invocation_traced_with_its_own_header_and_flushed_before_the_next(
     set_lambda_env(api.addr, &[("RUST_LOG", "info")]);
 
     // At every /next, note what has reached the daemon's socket by then.
-    let inbox = Inbox::bind();
+    // Read when asked: what is in the socket at a given instant.
+    let inbox = Arc::new(Daemon::polled());
     let arrived_at_next = Arc::new(Mutex::new(Vec::new()));
     let (i, a) = (inbox.clone(), arrived_at_next.clone());
     api.on_next(move |_| {
-        let n = i.drain();
+        let n = i.count();
         a.lock().unwrap().push(n);
     });
 
@@ -99,7 +99,10 @@ async fn each_invocation_traced_with_its_own_header_and_flushed_before_the_next(
         get_item_ok("R1"),
         get_item_ok("R2"),
     ]);
-    let client = dynamodb(http.clone());
+    let client = dynamodb(
+        http.clone(),
+        SharedInterceptor::new(XRayInterceptor::default()),
+    );
     let runtime = tokio::spawn(lambda_runtime::run(service_fn(move |e| {
         handler(client.clone(), e)
     })));
@@ -120,11 +123,9 @@ async fn each_invocation_traced_with_its_own_header_and_flushed_before_the_next(
     );
 
     let docs: Vec<Value> = inbox
-        .received
-        .lock()
-        .unwrap()
+        .received()
         .iter()
-        .map(|d| common::check(d))
+        .map(|d| xray_testkit::check(d))
         .collect();
     let arrived = arrived_at_next.lock().unwrap().clone();
     // The k-th document count is taken at /next number k+1.
@@ -132,7 +133,7 @@ async fn each_invocation_traced_with_its_own_header_and_flushed_before_the_next(
         docs[..upto]
             .iter()
             .filter(|d| d["trace_id"] == root)
-            .map(common::count_spans)
+            .map(xray_testkit::count_spans)
             .sum()
     };
     assert_eq!(arrived.len(), 4, "four long polls: {arrived:?}");

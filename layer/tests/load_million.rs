@@ -1,21 +1,19 @@
 //! Load: a million spans from four threads are all accounted for, exactly,
 //! by the stats: sent + dropped + unsampled + untraced + lost == produced.
 
-#[path = "support/load.rs"]
-mod load;
-
 use std::time::{Duration, Instant};
 
-use load::{Receiver, invocation, work};
 use tracing_core::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::Daemon;
+use xray_testkit::load::{invocation, work};
 
 #[test]
 fn a_million_spans_from_four_threads_are_all_accounted_for() {
-    let receiver = Receiver::start();
+    let receiver = Daemon::counting();
     let layer = XRaySubscriber::builder()
-        .daemon(receiver.addr)
+        .daemon(receiver.addr())
         .lambda(true)
         .report_errors(false)
         .build()

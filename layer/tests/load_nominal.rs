@@ -1,20 +1,18 @@
 //! Load: at a nominal 50,000 spans a second (far above any one Lambda
 //! sandbox), nothing is dropped and every span arrives.
 
-#[path = "support/load.rs"]
-mod load;
-
 use std::time::{Duration, Instant};
 
-use load::{Receiver, invocation, work};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::Daemon;
+use xray_testkit::load::{invocation, work};
 
 #[test]
 fn at_fifty_thousand_spans_a_second_nothing_is_dropped_and_all_arrive() {
-    let receiver = Receiver::start();
+    let receiver = Daemon::counting();
     let layer = XRaySubscriber::builder()
-        .daemon(receiver.addr)
+        .daemon(receiver.addr())
         .lambda(true)
         .report_errors(false)
         .build()

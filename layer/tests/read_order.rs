@@ -2,16 +2,13 @@
 //! keeps its trace, parent and children whichever ring the sender reads
 //! first: every span arrives once, placed where it was opened.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Daemon, placed};
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::{Daemon, placed};
 
 const TRACE: &str = "1-5759e988-bd862e3fe1be46a994272793";
 const FUNCTION: &str = "53995c3f42cd8ad8";
@@ -67,7 +64,11 @@ fn round(daemon: &Daemon) {
     // The end of the invocation flushed: everything is in the socket.
     let _ = handle.shutdown(Duration::from_secs(1));
     std::thread::sleep(Duration::from_millis(50));
-    let docs: Vec<_> = daemon.take().iter().map(|d| common::check(d)).collect();
+    let docs: Vec<_> = daemon
+        .take()
+        .iter()
+        .map(|d| xray_testkit::check(d))
+        .collect();
     let spans = placed(&docs);
     let stats = handle.stats();
     assert_eq!(spans.len(), expected, "every span once: {stats:?}");

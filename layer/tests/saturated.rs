@@ -2,15 +2,12 @@
 //! is counted dropped, and so is everything under it: its children never
 //! start traces of their own.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{Daemon, walk};
 use tracing::info_span;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::{Daemon, walk};
 
 #[test]
 fn children_of_a_root_the_full_table_could_not_follow_start_no_trace() {
@@ -38,7 +35,11 @@ fn children_of_a_root_the_full_table_could_not_follow_start_no_trace() {
     });
     assert!(handle.flush(Duration::from_secs(2)).complete);
     std::thread::sleep(Duration::from_millis(50));
-    let docs: Vec<_> = daemon.take().iter().map(|d| common::check(d)).collect();
+    let docs: Vec<_> = daemon
+        .take()
+        .iter()
+        .map(|d| xray_testkit::check(d))
+        .collect();
     let s = handle.stats();
     assert!(s.spans_dropped > 0, "the table must have been full: {s:?}");
     let mut segments = 0;

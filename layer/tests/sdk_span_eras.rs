@@ -5,16 +5,13 @@
 //! those releases (`shared/notes/aws-sdk-rust-spans.md`): names, targets,
 //! levels, fields and nesting.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{Daemon, entities};
 use serde_json::Value;
 use tracing::{debug, debug_span, info_span};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::{Daemon, entities};
 
 const HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 

@@ -2,15 +2,12 @@
 //! `X-Amzn-Trace-Id` given as the `xray.trace_header` field), the service
 //! name, the default sampling rule; `trace_header` gives what to send on.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{Daemon, count_spans};
 use tracing::info_span;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::{Builder, XRaySubscriber};
+use xray_testkit::{Daemon, count_spans};
 
 fn run(builder: Builder, f: impl FnOnce()) -> (Daemon, tracing_xray::XRayHandle) {
     let daemon = Daemon::start();
@@ -121,7 +118,7 @@ fn the_default_rule_takes_the_first_each_second_then_the_rate() {
     let sampled: usize = daemon
         .take()
         .iter()
-        .map(|d| count_spans(&common::check(d)))
+        .map(|d| count_spans(&xray_testkit::check(d)))
         .sum();
     // At a rate of 0 only the reservoir samples: one per second, and the loop
     // may straddle a second boundary.

@@ -2,9 +2,6 @@
 //! it flushes before the snapshot and renews ids, clock and socket after a
 //! restore, and spans sent after it arrive.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +13,7 @@ use tracing_xray::lambda::SnapStart;
 
 #[tokio::test]
 async fn spans_after_a_restore_arrive() {
-    let daemon = common::Daemon::start();
+    let daemon = xray_testkit::Daemon::start();
     let layer = XRaySubscriber::builder()
         .daemon(daemon.addr())
         .lambda(false)

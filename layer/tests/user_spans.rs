@@ -2,15 +2,12 @@
 //! nested as the spans were; fields follow the documented convention; an
 //! ERROR event marks its span as a fault with the message as the cause.
 
-#[path = "../../core/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{Daemon, count_spans};
 use tracing::{error, info_span};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
+use xray_testkit::{Daemon, count_spans};
 
 const HEADER: &str =
     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1";

@@ -16,6 +16,12 @@ pub(super) struct Batch {
     pub(super) fail_next: Option<io::ErrorKind>,
 }
 
+// SAFETY: the raw pointers in the headers point into `iovecs` (a box this
+// struct owns, whose heap address does not change when the struct moves) or
+// into datagrams borrowed for one `send` call; they are dereferenced only by
+// the kernel, inside `send`, which `&mut self` keeps to one thread at a time.
+unsafe impl Send for Batch {}
+
 impl Batch {
     pub(super) fn new() -> Self {
         // SAFETY: `mmsghdr` and `iovec` are plain C structs for which all-zero

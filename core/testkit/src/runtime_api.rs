@@ -3,7 +3,6 @@
 //! `Lambda-Runtime-Trace-Id`) and holds the long poll open when there are
 //! none; `/response` and `/error` are recorded. A hook runs at every
 //! `/next`, when the real sandbox would freeze.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,8 +15,11 @@ use tokio::sync::Notify;
 /// One invocation to serve.
 #[derive(Clone, Debug)]
 pub struct Invocation {
+    /// `Lambda-Runtime-Aws-Request-Id`.
     pub request_id: String,
+    /// `Lambda-Runtime-Trace-Id`.
     pub trace_header: String,
+    /// The event's JSON.
     pub event: String,
 }
 
@@ -26,6 +28,7 @@ pub struct Invocation {
 pub struct Log {
     /// `(request id, response body)` in the order the runtime posted them.
     pub responses: Vec<(String, String)>,
+    /// `(request id, error body)` likewise.
     pub errors: Vec<(String, String)>,
     /// How many `/next` requests arrived.
     pub next_calls: usize,
@@ -41,7 +44,9 @@ struct State {
 
 /// The server; it runs until the process ends.
 #[derive(Clone)]
+#[allow(missing_debug_implementations)] // holds a hook closure
 pub struct RuntimeApi {
+    /// Where it listens (`AWS_LAMBDA_RUNTIME_API`).
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     queued: Arc<Notify>,
