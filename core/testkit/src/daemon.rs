@@ -145,6 +145,13 @@ impl Daemon {
         self.spans.load(Ordering::Relaxed)
     }
 
+    /// Every document received so far, each checked (and forgets them),
+    /// after a moment for datagrams still on their way over loopback.
+    pub fn documents(&self) -> Vec<Value> {
+        std::thread::sleep(Duration::from_millis(50));
+        self.take().iter().map(|d| check(d)).collect()
+    }
+
     /// Waits until `pred` holds for the datagrams received so far, or panics after `timeout`.
     pub fn wait_until(&self, timeout: Duration, pred: impl Fn(&[Vec<u8>]) -> bool) {
         let deadline = Instant::now() + timeout;
