@@ -1,6 +1,7 @@
 //! Shared pieces of the benchmarks.
 
 pub mod aws_call;
+pub mod sdk;
 pub mod spans;
 
 /// Counts datagrams and sends nothing: the benchmarks that measure

@@ -1,0 +1,89 @@
+//! The cost of tracing an AWS SDK call, measured on the call: the real
+//! `aws-sdk-dynamodb` client answered in-process (no network), inside a
+//! sampled Lambda invocation, on the caller's thread. Variants: (a)
+//! `Registry` + no-op layer, plain client (the baseline); (b) +
+//! `XRaySubscriber`; (c) + `XRayInterceptor` only; (d) both; (e)
+//! tracing-opentelemetry with the OpenTelemetry SDK and opentelemetry-aws's
+//! X-Ray exporter, from the SDK's own spans. A small GetItem and a Query
+//! answered with a 1 MB page.
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_aws::trace::XrayIdGenerator;
+use opentelemetry_aws::xray_exporter::XrayExporter;
+use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_core::Dispatch;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_xray::XRaySubscriber;
+use xray_bench::sdk::{Call, client, one_call, runtime};
+use xray_bench::spans::{NoOp, invocation};
+use xray_testkit::Daemon;
+
+fn measure(c: &mut Criterion, call: Call, name: &str) {
+    let mut g = c.benchmark_group(format!("sdk_call/{name}"));
+    if call == Call::Query {
+        g.sample_size(20);
+    }
+    let rt = runtime();
+    let daemon = Daemon::counting();
+    let xray = || {
+        let layer = XRaySubscriber::builder()
+            .daemon(daemon.addr())
+            .lambda(true)
+            .report_errors(false)
+            .build()
+            .unwrap();
+        Dispatch::new(tracing_subscriber::registry().with(layer))
+    };
+    let noop = || Dispatch::new(tracing_subscriber::registry().with(NoOp));
+    let variants: [(&str, Dispatch, bool); 4] = [
+        ("a_registry_noop", noop(), false),
+        ("b_xray_subscriber", xray(), false),
+        ("c_xray_interceptor", noop(), true),
+        ("d_subscriber_and_interceptor", xray(), true),
+    ];
+    for (label, dispatch, interceptor) in variants {
+        let c = client(call, interceptor);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let invocation = invocation();
+            let _in = invocation.enter();
+            g.bench_function(BenchmarkId::from_parameter(label), |b| {
+                b.iter(|| one_call(&rt, &c, call))
+            });
+        });
+    }
+    let provider = SdkTracerProvider::builder()
+        .with_id_generator(XrayIdGenerator::default())
+        .with_batch_exporter(XrayExporter::new(
+            XrayDaemonClient::new(daemon.addr()).expect("the daemon client"),
+        ))
+        .build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(otel));
+    let c = client(call, false);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let invocation = invocation();
+        let _in = invocation.enter();
+        g.bench_function(BenchmarkId::from_parameter("e_opentelemetry_xray"), |b| {
+            b.iter(|| one_call(&rt, &c, call))
+        });
+    });
+    let _ = provider.force_flush();
+    let _ = provider.shutdown();
+    g.finish();
+}
+
+fn sdk_call(c: &mut Criterion) {
+    measure(c, Call::GetItem, "get_item");
+    measure(c, Call::Query, "query_1mb");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5));
+    targets = sdk_call
+}
+criterion_main!(benches);
