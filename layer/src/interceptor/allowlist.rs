@@ -138,19 +138,25 @@ impl AllowList {
     }
 }
 
+/// A service's key in the list: short, kept inline (looked up twice per call).
+pub(crate) type ServiceKey = arrayvec::ArrayString<64>;
+
 /// The list's name for a service, from the SDK's metadata name
-/// (`DynamoDB` → `dynamodb`, `SageMaker Runtime` → `runtime.sagemaker`).
-pub(crate) fn service_key(service: &str) -> String {
-    let key: String = service
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    if key == "sagemakerruntime" {
-        "runtime.sagemaker".to_string()
-    } else {
-        key
+/// (`DynamoDB` → `dynamodb`, `SageMaker Runtime` → `runtime.sagemaker`),
+/// without allocating. A name too long to be in the list gives one that is
+/// not in it.
+pub(crate) fn service_key(service: &str) -> ServiceKey {
+    let mut key = ServiceKey::new();
+    for c in service.chars().filter(|c| !c.is_whitespace()) {
+        if key.try_push(c.to_ascii_lowercase()).is_err() {
+            break;
+        }
     }
+    if key.as_str() == "sagemakerruntime" {
+        key.clear();
+        key.push_str("runtime.sagemaker");
+    }
+    key
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use xray_emitter::{HttpField, Key, SegmentId, Value};
 
 use crate::fields::{attr, status_flags};
 use crate::subscriber::XRaySubscriber;
-use allowlist::{AllowList, Operation, Rule, service_key};
+use allowlist::{AllowList, Operation, Rule, ServiceKey, service_key};
 use error::{error_details, is_throttling};
 use extract::Found;
 
@@ -89,7 +89,7 @@ fn push_found(layer: &XRaySubscriber, op: SegmentId, key: &'static str, found: F
 
 /// The allow-list rules of the call `cfg` describes, with the list's name
 /// for its service.
-fn rules(cfg: &ConfigBag) -> Option<(String, &'static Operation)> {
+fn rules(cfg: &ConfigBag) -> Option<(ServiceKey, &'static Operation)> {
     let meta = cfg.load::<Metadata>()?;
     let service = service_key(meta.service());
     let rules = AllowList::get().operation(&service, meta.name())?;
@@ -133,7 +133,7 @@ impl XRayInterceptor {
             }
             // S3 keeps the bucket only in the endpoint parameters, which are
             // type-erased: read from their debug form, in a bounded buffer.
-            let params = (service == "s3")
+            let params = (service.as_str() == "s3")
                 .then(|| cfg.load::<EndpointResolverParams>())
                 .flatten()
                 .map(|p| crate::fields::format(p));
@@ -247,7 +247,7 @@ impl XRayInterceptor {
         // (No header carries them, so `from_rest` finds nothing more for them.)
         let status = u64::from(response.status().as_u16());
         for rule in rules.iter() {
-            if service == "lambda" && matches!(rule.member, "StatusCode" | "Status") {
+            if service.as_str() == "lambda" && matches!(rule.member, "StatusCode" | "Status") {
                 out(rule, Found::U64(status));
             }
         }
