@@ -114,10 +114,12 @@ impl XRayInterceptor {
                 return;
             };
             let rules: &[Rule] = &rules.request;
-            let mut seen: Vec<&'static str> = Vec::new();
+            // Keys already recorded (a member can be listed twice); past 32,
+            // later ones are recorded again rather than allocate.
+            let mut seen: arrayvec::ArrayVec<&'static str, 32> = arrayvec::ArrayVec::new();
             let mut out = |rule: &Rule, found: Found| {
                 if !seen.contains(&rule.key) {
-                    seen.push(rule.key);
+                    let _ = seen.try_push(rule.key);
                     push_found(layer, op, rule.key, found);
                 }
             };
@@ -294,7 +296,9 @@ impl Intercept for XRayInterceptor {
             let _ = context
                 .request_mut()
                 .headers_mut()
-                .try_insert("X-Amzn-Trace-Id", header.encode().to_string());
+                // A lowercase name is used as it is; a mixed-case one would
+                // be lowercased into a new allocation on every call.
+                .try_insert("x-amzn-trace-id", header.encode().to_string());
         }
         Ok(())
     }
