@@ -62,6 +62,7 @@ pub(crate) fn error_details(
                     let super::extract::Found::Str(text) = found else {
                         return;
                     };
+                    let text = text.into_owned();
                     match rule.key {
                         "code" => code = code.take().or(Some(text)),
                         _ => message = message.take().or(Some(text)),

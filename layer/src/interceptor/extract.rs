@@ -8,20 +8,36 @@
 //! body is the user's payload, never read. A JSON body is streamed: members
 //! not listed are skipped without being built.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::allowlist::{How, Rule, snake_case};
 
-/// A recorded value.
+/// A recorded value; a string borrowed from the body where it can be (one
+/// with no escapes), so recording it allocates nothing.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Found {
-    Str(String),
+pub(crate) enum Found<'a> {
+    Str(Cow<'a, str>),
     I64(i64),
     U64(u64),
     F64(f64),
     Bool(bool),
+}
+
+impl Found<'_> {
+    /// The same value, owning its text.
+    #[cfg(test)]
+    pub(crate) fn into_owned(self) -> Found<'static> {
+        match self {
+            Found::Str(s) => Found::Str(Cow::Owned(s.into_owned())),
+            Found::I64(v) => Found::I64(v),
+            Found::U64(v) => Found::U64(v),
+            Found::F64(v) => Found::F64(v),
+            Found::Bool(v) => Found::Bool(v),
+        }
+    }
 }
 
 /// Bytes of a body examined at most, on the caller's thread: a DynamoDB
@@ -34,7 +50,11 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 /// object `body`, reading no further than every rule's member (or
 /// [`MAX_BODY_BYTES`]). Returns whether it stopped early, with every rule's
 /// member seen.
-pub(crate) fn from_json(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, Found)) -> bool {
+pub(crate) fn from_json(
+    body: &[u8],
+    rules: &[Rule],
+    out: &mut dyn FnMut(&Rule, Found<'_>),
+) -> bool {
     let body = &body[..body.len().min(MAX_BODY_BYTES)];
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut stopped = false;
@@ -48,7 +68,7 @@ pub(crate) fn from_json(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, 
 
 struct TopLevel<'r, 'o> {
     rules: &'r [Rule],
-    out: &'o mut dyn FnMut(&Rule, Found),
+    out: &'o mut dyn FnMut(&Rule, Found<'_>),
     stopped: &'o mut bool,
 }
 
@@ -72,8 +92,11 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_> {
                 seen |= 1 << i;
             }
             let found = match rule.how {
-                How::Value => map.next_value::<Scalar>()?.0,
-                How::Keys => map.next_value::<MapKeys>()?.0.map(Found::Str),
+                How::Value => map.next_value::<Scalar<'de>>()?.0,
+                How::Keys => map
+                    .next_value::<MapKeys>()?
+                    .0
+                    .map(|k| Found::Str(Cow::Owned(k))),
                 How::Count => map.next_value::<Count>()?.0.map(Found::U64),
             };
             if let Some(found) = found {
@@ -113,9 +136,9 @@ impl<'de> Visitor<'de> for MatchKey<'_> {
 }
 
 /// A string, number or boolean; anything else is skipped.
-struct Scalar(Option<Found>);
+struct Scalar<'de>(Option<Found<'de>>);
 
-impl<'de> de::Deserialize<'de> for Scalar {
+impl<'de> de::Deserialize<'de> for Scalar<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ScalarVisitor)
     }
@@ -124,34 +147,37 @@ impl<'de> de::Deserialize<'de> for Scalar {
 struct ScalarVisitor;
 
 impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar;
+    type Value = Scalar<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a value")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-        Ok(Scalar(Some(Found::Str(v.to_string()))))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar(Some(Found::Str(Cow::Borrowed(v)))))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar(Some(Found::Str(Cow::Owned(v.to_string())))))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
         Ok(Scalar(Some(Found::I64(v))))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
         Ok(Scalar(Some(Found::U64(v))))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
         Ok(Scalar(Some(Found::F64(v))))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
         Ok(Scalar(Some(Found::Bool(v))))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
         Ok(Scalar(None))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Scalar(None))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Scalar(None))
     }
@@ -242,13 +268,13 @@ fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// Calls `out` for every rule whose member is a field of the form body.
-pub(crate) fn from_form(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, Found)) {
+pub(crate) fn from_form(body: &[u8], rules: &[Rule], out: &mut dyn FnMut(&Rule, Found<'_>)) {
     let Ok(text) = std::str::from_utf8(body) else {
         return;
     };
     for (k, v) in pairs(text) {
         if let Some(rule) = rules.iter().find(|r| r.how == How::Value && r.member == k) {
-            out(rule, Found::Str(percent_decode(v, true)));
+            out(rule, Found::Str(Cow::Owned(percent_decode(v, true))));
         }
     }
 }
@@ -281,7 +307,7 @@ pub(crate) fn from_rest(
     header: &dyn Fn(&str) -> Option<String>,
     bucket: Option<&str>,
     rules: &[Rule],
-    out: &mut dyn FnMut(&Rule, Found),
+    out: &mut dyn FnMut(&Rule, Found<'_>),
 ) {
     let (host, path, query) = split_uri(uri);
     let segments: Vec<String> = path
@@ -309,7 +335,7 @@ pub(crate) fn from_rest(
                 .or_else(|| header(&header_name(member))),
         };
         if let Some(v) = value {
-            out(rule, Found::Str(v));
+            out(rule, Found::Str(Cow::Owned(v)));
         }
     }
 }
@@ -354,9 +380,11 @@ mod tests {
     use super::*;
     use crate::interceptor::allowlist::AllowList;
 
-    fn collect(f: impl FnOnce(&mut dyn FnMut(&Rule, Found))) -> Vec<(&'static str, Found)> {
+    fn collect(
+        f: impl FnOnce(&mut dyn FnMut(&Rule, Found<'_>)),
+    ) -> Vec<(&'static str, Found<'static>)> {
         let mut v = Vec::new();
-        f(&mut |r: &Rule, found| v.push((r.key, found)));
+        f(&mut |r: &Rule, found: Found<'_>| v.push((r.key, found.into_owned())));
         v
     }
 
@@ -377,7 +405,9 @@ mod tests {
         let items = format!("[{}1]", "1,".repeat(1_000_000));
         let body = format!(r#"{{"Count":2,"TableName":"t","Items":{items}}}"#);
         let mut found = Vec::new();
-        let stopped = from_json(body.as_bytes(), &rules, &mut |r, f| found.push((r.key, f)));
+        let stopped = from_json(body.as_bytes(), &rules, &mut |r, f| {
+            found.push((r.key, f.into_owned()))
+        });
         assert!(stopped, "the 2 MB of items after the members are not read");
         assert_eq!(
             found,
@@ -398,7 +428,8 @@ mod tests {
         let filler = "x".repeat(MAX_BODY_BYTES);
         let body = format!(r#"{{"Filler":"{filler}","LastKey":"k"}}"#);
         let mut found = Vec::new();
-        assert!(!from_json(body.as_bytes(), &rules, &mut |r, f| found.push((r.key, f))));
+        assert!(!from_json(body.as_bytes(), &rules, &mut |r, f| found
+            .push((r.key, f.into_owned()))));
         assert!(
             found.is_empty(),
             "nothing past {MAX_BODY_BYTES} bytes is examined"

@@ -72,7 +72,7 @@ fn with_call(f: impl FnOnce(&XRaySubscriber, SegmentId)) {
     });
 }
 
-fn push_found(layer: &XRaySubscriber, op: SegmentId, key: &'static str, found: Found) {
+fn push_found(layer: &XRaySubscriber, op: SegmentId, key: &'static str, found: Found<'_>) {
     let emitter = layer.emitter();
     let value = match found {
         Found::Str(s) => {
@@ -117,7 +117,7 @@ impl XRayInterceptor {
             // Keys already recorded (a member can be listed twice); past 32,
             // later ones are recorded again rather than allocate.
             let mut seen: arrayvec::ArrayVec<&'static str, 32> = arrayvec::ArrayVec::new();
-            let mut out = |rule: &Rule, found: Found| {
+            let mut out = |rule: &Rule, found: Found<'_>| {
                 if !seen.contains(&rule.key) {
                     let _ = seen.try_push(rule.key);
                     push_found(layer, op, rule.key, found);
@@ -237,7 +237,7 @@ impl XRayInterceptor {
             return;
         };
         let rules: &[Rule] = &rules.response;
-        let mut out = |rule: &Rule, found: Found| push_found(layer, op, rule.key, found);
+        let mut out = |rule: &Rule, found: Found<'_>| push_found(layer, op, rule.key, found);
         let headers = response.headers();
         if is_aws_json(headers.get("content-type").unwrap_or_default()) {
             if let Some(body) = response.body().bytes() {
