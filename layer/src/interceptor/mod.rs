@@ -87,12 +87,27 @@ fn push_found(layer: &XRaySubscriber, op: SegmentId, key: &'static str, found: F
     emitter.push(attr(op, Key::Aws(key), value));
 }
 
-/// The allow-list rules of the call `cfg` describes, with the list's name
-/// for its service.
-fn rules(cfg: &ConfigBag) -> Option<(ServiceKey, &'static Operation)> {
+thread_local! {
+    /// The rules found for the last call on this thread, by its subsegment
+    /// id: the response hook finds what the request hook looked up (a config
+    /// bag lookup and a hash lookup) without doing it again. A call whose
+    /// hooks run on two threads just looks twice.
+    static LAST_RULES: std::cell::Cell<Option<(SegmentId, ServiceKey, &'static Operation)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The allow-list rules of call `op`, which `cfg` describes, with the
+/// list's name for its service.
+fn rules(op: SegmentId, cfg: &ConfigBag) -> Option<(ServiceKey, &'static Operation)> {
+    if let Ok(Some((id, service, rules))) = LAST_RULES.try_with(|c| c.get())
+        && id == op
+    {
+        return Some((service, rules));
+    }
     let meta = cfg.load::<Metadata>()?;
     let service = service_key(meta.service());
     let rules = AllowList::get().operation(&service, meta.name())?;
+    let _ = LAST_RULES.try_with(|c| c.set(Some((op, service, rules))));
     Some((service, rules))
 }
 
@@ -110,7 +125,7 @@ impl XRayInterceptor {
                     .emitter()
                     .push_str(op, Key::Aws("region"), region.as_ref());
             }
-            let Some((service, rules)) = rules(cfg) else {
+            let Some((service, rules)) = rules(op, cfg) else {
                 return;
             };
             let rules: &[Rule] = &rules.request;
@@ -233,7 +248,7 @@ impl XRayInterceptor {
         response: &aws_smithy_runtime_api::http::Response,
         cfg: &ConfigBag,
     ) {
-        let Some((service, rules)) = rules(cfg) else {
+        let Some((service, rules)) = rules(op, cfg) else {
             return;
         };
         let rules: &[Rule] = &rules.response;
