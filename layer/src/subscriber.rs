@@ -39,7 +39,7 @@ mod invocation;
 mod placement;
 mod sdk_call;
 
-use placement::{inherited, mark_unfollowed};
+use placement::inherited;
 
 /// A `tracing_subscriber::Layer` that sends AWS X-Ray documents: Lambda
 /// invocations give the trace, AWS SDK calls become `aws` subsegments, and
@@ -65,6 +65,9 @@ pub struct XRaySubscriber {
     warned: AtomicBool,
     last_invocation: StateCell,
     metadata_open: AtomicUsize,
+    /// Spans open that the state table could not follow (marked in their
+    /// extensions): while there are none, lookups never take that lock.
+    unfollowed_open: AtomicUsize,
 }
 
 impl std::fmt::Debug for XRaySubscriber {
@@ -146,6 +149,7 @@ impl XRaySubscriber {
             warned: AtomicBool::new(false),
             last_invocation: StateCell::default(),
             metadata_open: AtomicUsize::new(0),
+            unfollowed_open: AtomicUsize::new(0),
         }
     }
 
@@ -192,7 +196,7 @@ where
             Class::User => {
                 let (_, parent) = self.parent_state(attrs, &ctx);
                 if let Err(sampled) = self.open_user(attrs, id, parent) {
-                    mark_unfollowed(&ctx, id, sampled);
+                    self.mark_unfollowed(&ctx, id, sampled);
                 }
             }
             Class::Operation | Class::Invoke => {
@@ -306,8 +310,9 @@ where
         crate::current::exit(self.instance, id.into_u64());
     }
 
-    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(state) = self.states.remove(id.into_u64()) else {
+            self.closed_unfollowed(&ctx, &id);
             return;
         };
         if let Some(own) = state.own {

@@ -33,17 +33,18 @@ pub(super) struct Placement {
 /// it is counted rather than started as a new trace.
 pub(super) struct Unfollowed<const SAMPLED: bool>;
 
-pub(super) fn mark_unfollowed<S>(ctx: &Context<'_, S>, id: &Id, sampled: bool)
+/// Whether span `span` carries a mark, and whether it was sampled.
+fn marked<S>(span: &tracing_subscriber::registry::SpanRef<'_, S>) -> Option<bool>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    if let Some(span) = ctx.span(id) {
-        let mut ext = span.extensions_mut();
-        if sampled {
-            ext.insert(Unfollowed::<true>);
-        } else {
-            ext.insert(Unfollowed::<false>);
-        }
+    let ext = span.extensions();
+    if ext.get::<Unfollowed<true>>().is_some() {
+        Some(true)
+    } else if ext.get::<Unfollowed<false>>().is_some() {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -81,24 +82,48 @@ impl XRaySubscriber {
             return (Some(pid), Some(s));
         }
         // Off the common path: the parent is not followed (filtered out for
-        // this layer, or the table was full when it opened).
+        // this layer, or the table was full when it opened). Marks are
+        // looked for, under the extensions' lock, only while one exists.
+        let marks = self.unfollowed_open.load(Ordering::Relaxed) > 0;
         for span in ctx.span_scope(&pid).into_iter().flatten() {
             if let Some(s) = self.states.get(span.id().into_u64()) {
                 return (Some(pid), Some(s));
             }
-            let ext = span.extensions();
-            for (marked, sampled) in [
-                (ext.get::<Unfollowed<true>>().is_some(), true),
-                (ext.get::<Unfollowed<false>>().is_some(), false),
-            ] {
-                if marked {
-                    let mut state = State::untraced(Class::Transparent);
-                    state.flags = flag::UNFOLLOWED | flag::sampled_if(sampled);
-                    return (Some(pid), Some(state));
-                }
+            if let Some(sampled) = marks.then(|| marked(&span)).flatten() {
+                let mut state = State::untraced(Class::Transparent);
+                state.flags = flag::UNFOLLOWED | flag::sampled_if(sampled);
+                return (Some(pid), Some(state));
             }
         }
         (Some(pid), None)
+    }
+
+    /// Marks span `id`, which the state table was too full to follow.
+    pub(super) fn mark_unfollowed<S>(&self, ctx: &Context<'_, S>, id: &Id, sampled: bool)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if let Some(span) = ctx.span(id) {
+            let mut ext = span.extensions_mut();
+            if sampled {
+                ext.insert(Unfollowed::<true>);
+            } else {
+                ext.insert(Unfollowed::<false>);
+            }
+            self.unfollowed_open.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A span the layer does not follow closed: if it was marked, one mark fewer.
+    pub(super) fn closed_unfollowed<S>(&self, ctx: &Context<'_, S>, id: &Id)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.unfollowed_open.load(Ordering::Relaxed) > 0
+            && ctx.span(id).is_some_and(|s| marked(&s).is_some())
+        {
+            self.unfollowed_open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// The span this thread is in, from the layer's own stack if it can tell.

@@ -9,7 +9,6 @@ use tracing_subscriber::registry::LookupSpan;
 use xray_emitter::{Key, Kind};
 
 use super::XRaySubscriber;
-use super::placement::mark_unfollowed;
 use crate::classify::Class;
 use crate::fields::SdkFields;
 use crate::metadata::AwsMetadataFields;
@@ -57,7 +56,7 @@ impl XRaySubscriber {
         let own = match self.open_document(id, class, p, service, Kind::Aws) {
             Ok(Some(own)) => own,
             Ok(None) => return,
-            Err(sampled) => return mark_unfollowed(ctx, id, sampled),
+            Err(sampled) => return self.mark_unfollowed(ctx, id, sampled),
         };
         attrs.record(&mut SdkFields {
             emitter: &self.emitter,
