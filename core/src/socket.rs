@@ -310,28 +310,42 @@ impl DaemonSocket {
     /// One `send` per datagram: the path where `sendmmsg` does not exist, and
     /// the baseline the benchmarks compare it with.
     pub fn send_each(&mut self, datagrams: &[&[u8]]) -> Sent {
+        self.transmit(datagrams, false)
+    }
+
+    /// Sends up to [`MAX_BATCH`] datagrams, `sendmmsg` where it exists and
+    /// `many`, else one `send` each. A failed datagram does not stop the
+    /// others; a refusal (of an earlier datagram) lets the current one be
+    /// tried once more.
+    fn transmit(&mut self, datagrams: &[&[u8]], many: bool) -> Sent {
         let batch = &datagrams[..datagrams.len().min(MAX_BATCH)];
         self.begin_batch();
         let mut sent = Sent::default();
-        let mut retried = usize::MAX;
         let mut next = 0;
+        let mut retried = usize::MAX;
         while next < batch.len() {
-            let result = match self.connect() {
-                Ok(s) => s.send(batch[next]).map(|_| ()),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(()) => {
-                    self.batch.accepted |= 1 << next;
-                    next += 1;
+            if let Err(e) = self.connect() {
+                self.failed("resolve", &e);
+                (next..batch.len()).for_each(|i| sent.fail(i));
+                break;
+            }
+            match self.send_from(&batch[next..], many) {
+                Ok(n) => {
+                    self.batch.accepted |= mask_below(next + n) & !mask_below(next);
+                    next += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && retried != next => {
-                    // About an earlier datagram; this one was not sent yet.
+                    // The refusal of an earlier datagram surfaced here; this
+                    // one was not sent yet, so it is tried once more. With an
+                    // error queue, the queue names the refused datagram.
                     retried = next;
-                    self.charge_refusal(next, &mut sent, &e);
+                    if !self.error_queue {
+                        self.charge_refusal(next, &mut sent, &e);
+                    }
                 }
                 Err(e) => {
+                    // The first datagram not yet sent failed: count it and go on.
                     sent.fail(next);
                     next += 1;
                     if self.failed("send", &e) {
@@ -343,6 +357,22 @@ impl DaemonSocket {
             self.read_refusals(batch, &mut sent);
         }
         self.end_batch(batch, sent)
+    }
+
+    /// Hands the OS the first of `rest` (or, `many`, as many as it takes);
+    /// returns how many it took. The socket is connected.
+    fn send_from(&mut self, rest: &[&[u8]], many: bool) -> io::Result<usize> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        if many {
+            use std::os::fd::AsRawFd;
+            let fd = self.socket.as_ref().map(|s| s.as_raw_fd());
+            let fd = fd.ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            return self.mmsg.send(fd, rest);
+        }
+        let _ = many;
+        let socket = self.socket.as_ref();
+        let socket = socket.ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        socket.send(rest[0]).map(|_| 1)
     }
 
     fn begin_batch(&mut self) {
@@ -452,55 +482,8 @@ impl DaemonSocket {
         false
     }
 
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     fn send_batch(&mut self, batch: &[&[u8]]) -> Sent {
-        use std::os::fd::AsRawFd;
-        let batch = &batch[..batch.len().min(MAX_BATCH)];
-        self.begin_batch();
-        let mut sent = Sent::default();
-        let mut next = 0;
-        let mut retried = usize::MAX;
-        while next < batch.len() {
-            let fd = match self.connect() {
-                Ok(s) => s.as_raw_fd(),
-                Err(e) => {
-                    self.failed("resolve", &e);
-                    (next..batch.len()).for_each(|i| sent.fail(i));
-                    break;
-                }
-            };
-            match self.mmsg.send(fd, &batch[next..]) {
-                Ok(n) => {
-                    self.batch.accepted |= mask_below(next + n) & !mask_below(next);
-                    next += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && retried != next => {
-                    // The refusal of an earlier datagram surfaced here; this
-                    // one was not sent yet, so it is tried once more.
-                    retried = next;
-                    if !self.error_queue {
-                        self.charge_refusal(next, &mut sent, &e);
-                    }
-                }
-                Err(e) => {
-                    // The first datagram not yet sent failed: count it and go on.
-                    sent.fail(next);
-                    next += 1;
-                    if self.failed("sendmmsg", &e) {
-                        (next..batch.len()).for_each(|i| sent.fail(i));
-                        break;
-                    }
-                }
-            }
-            self.read_refusals(batch, &mut sent);
-        }
-        self.end_batch(batch, sent)
-    }
-
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    fn send_batch(&mut self, batch: &[&[u8]]) -> Sent {
-        self.send_each(batch)
+        self.transmit(batch, true)
     }
 }
 

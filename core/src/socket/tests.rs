@@ -115,3 +115,19 @@ fn missing_daemon_is_counted() {
     }
     assert!(errors > 0, "ICMP port unreachable should surface as errors");
 }
+
+#[test]
+fn one_send_each_counts_every_refusal_once() {
+    let mut s = DaemonSocket::new(Target::Addr(closed_port()), false);
+    let payloads: Vec<Vec<u8>> = (0..200).map(|i| format!("d{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+    let (mut ok, mut failed, mut errors) = (0, 0, 0);
+    for chunk in refs.chunks(8) {
+        let sent = s.send_each(chunk);
+        ok += sent.datagrams;
+        failed += (sent.failed.count_ones() + sent.late.count_ones()) as usize;
+        errors += sent.errors;
+    }
+    assert!(ok <= 10, "{ok} of 200 refused datagrams counted sent");
+    assert_eq!(errors, failed, "each refusal counted once");
+}
