@@ -176,7 +176,10 @@ fn end_order(r: &Record) -> u64 {
 impl Passes {
     fn new() -> Self {
         // Preallocated for a busy steady state; under a burst the lists grow
-        // once, bounded by what two passes can read: twice the rings' capacity.
+        // once and keep their memory. A close waits one pass after the one
+        // that read it, an end of trace two, a record for a span not yet
+        // open two: none holds more than three passes read, and a pass
+        // reads at most what the rings hold.
         Passes {
             rings: Vec::new(),
             version: u64::MAX,
@@ -268,10 +271,10 @@ impl Passes {
                     // field of theirs would be orphaned.
                     for list in [&mut *held, &mut *fresh] {
                         if assembler.table_full() && !list.is_empty() {
-                            assembler
-                                .counters()
-                                .closes_settled_early
-                                .add(list.len() as u64);
+                            let closes = (list.iter())
+                                .filter(|(r, _)| matches!(r.body, Body::Close { .. }))
+                                .count();
+                            assembler.counters().closes_settled_early.add(closes as u64);
                             due.extend(list.drain(..).map(|(r, _)| r));
                             Self::apply_due(due, pending, assembler);
                         }
