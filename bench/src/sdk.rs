@@ -5,11 +5,8 @@
 
 use std::hint::black_box;
 
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_http_client::test_util::infallible_client_fn;
-use aws_smithy_types::body::SdkBody;
 
 /// Which call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,26 +41,9 @@ pub fn client(call: Call, interceptor: bool) -> aws_sdk_dynamodb::Client {
         Call::GetItem => get_item_body(),
         Call::Query => query_body(),
     };
-    let http = infallible_client_fn(move |_request| {
-        http::Response::builder()
-            .status(200)
-            .header("content-type", "application/x-amz-json-1.0")
-            .header(
-                "x-amzn-requestid",
-                "7QBR4M1P0TQO6N0J5P2UBHBUFVVV4KQNSO5AEMVJF66Q9ASUAAJG",
-            )
-            .body(SdkBody::from(body.clone()))
-            .unwrap()
-    });
-    let mut config = aws_sdk_dynamodb::Config::builder()
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("AKID", "secret", None, None, "bench"))
-        .retry_config(RetryConfig::disabled())
-        .http_client(http);
-    if interceptor {
-        config = config.interceptor(tracing_xray::XRayInterceptor::default());
-    }
-    aws_sdk_dynamodb::Client::from_conf(config.build())
+    let interceptor =
+        interceptor.then(|| SharedInterceptor::new(tracing_xray::XRayInterceptor::default()));
+    xray_testkit::sdk::dynamodb(xray_testkit::sdk::answering(body), interceptor)
 }
 
 /// One call, awaited on the current thread: what the benchmarks measure.

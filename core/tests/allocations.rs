@@ -3,52 +3,14 @@
 //!
 //! One test per binary, so no other test thread allocates meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use xray_emitter::record::FLAG_ERROR;
 use xray_emitter::{Body, Emitter, HttpField, Key, Kind, Record, SegmentId, TraceId, Value, clock};
 use xray_testkit::Daemon;
 
-struct Counting;
-
-static ALL: AtomicU64 = AtomicU64::new(0);
-thread_local! {
-    static MINE: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    ALL.fetch_add(1, Ordering::Relaxed);
-    let _ = MINE.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: xray_testkit::Counting = xray_testkit::Counting;
 
 /// A typical invocation: an SDK call with its fields and an error, nested in
 /// a user span with an annotation, both under the function segment.
@@ -138,8 +100,8 @@ fn no_allocation_per_record_on_the_producer_nor_the_warm_sender() {
         }
         assert!(e.flush(Duration::from_secs(5)).complete);
     }
-    let all_before = ALL.load(Ordering::SeqCst);
-    let mine_before = MINE.with(Cell::get);
+    let all_before = xray_testkit::allocations_anywhere();
+    let mine_before = xray_testkit::allocations_here();
     let mut records = 0;
     for _ in 0..100 {
         for _ in 0..100 {
@@ -147,8 +109,8 @@ fn no_allocation_per_record_on_the_producer_nor_the_warm_sender() {
         }
         assert!(e.flush(Duration::from_secs(5)).complete);
     }
-    let mine = MINE.with(Cell::get) - mine_before;
-    let all = ALL.load(Ordering::SeqCst) - all_before;
+    let mine = xray_testkit::allocations_here() - mine_before;
+    let all = xray_testkit::allocations_anywhere() - all_before;
     let stats = e.stats();
     drop(guard);
     assert_eq!(stats.records_dropped, 0);

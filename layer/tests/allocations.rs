@@ -4,45 +4,14 @@
 //!
 //! One test per binary, so no other test thread allocates meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use tracing::{info, info_span};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
 
-struct Counting;
-
-thread_local! {
-    static MINE: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = MINE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let _ = MINE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = MINE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: xray_testkit::Counting = xray_testkit::Counting;
 
 fn handler_work(i: u64) {
     let order = info_span!("handle_order", annotation.order_id = i, customer = "alice");
@@ -77,7 +46,7 @@ fn spans_allocate_nothing_on_the_callers_thread() {
             }
         }
         let _ = handle.flush(Duration::from_secs(2));
-        let before = MINE.with(Cell::get);
+        let before = xray_testkit::allocations_here();
         let spans = 4 * 5_000;
         for i in 0..5_000 {
             handler_work(i);
@@ -85,7 +54,7 @@ fn spans_allocate_nothing_on_the_callers_thread() {
                 let _ = handle.flush(Duration::from_secs(2));
             }
         }
-        let allocations = MINE.with(Cell::get) - before;
+        let allocations = xray_testkit::allocations_here() - before;
         assert_eq!(
             allocations, 0,
             "allocations on the caller's thread for {spans} spans"

@@ -107,7 +107,7 @@ async fn concurrent_invocations_keep_their_own_context() {
     let http = StaticReplayClient::new((0..8).map(|i| get_item_ok(&format!("R{i}"))).collect());
     let client = dynamodb(
         http.clone(),
-        SharedInterceptor::new(XRayInterceptor::default()),
+        Some(SharedInterceptor::new(XRayInterceptor::default())),
     );
     let barrier = Arc::new(Barrier::new(2));
     let runtime = tokio::spawn(lambda_runtime::run_concurrent(service_fn(move |e| {

@@ -101,7 +101,7 @@ async fn each_invocation_traced_with_its_own_header_and_flushed_before_the_next(
     ]);
     let client = dynamodb(
         http.clone(),
-        SharedInterceptor::new(XRayInterceptor::default()),
+        Some(SharedInterceptor::new(XRayInterceptor::default())),
     );
     let runtime = tokio::spawn(lambda_runtime::run(service_fn(move |e| {
         handler(client.clone(), e)

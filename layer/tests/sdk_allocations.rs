@@ -4,72 +4,25 @@
 //!
 //! One test per binary, so no other test thread allocates meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use aws_sdk_dynamodb::config::SharedInterceptor;
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_http_client::test_util::infallible_client_fn;
-use aws_smithy_types::body::SdkBody;
 use tracing_core::Dispatch;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_xray::{XRayInterceptor, XRaySubscriber};
-
-struct Counting;
-
-thread_local! {
-    static MINE: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is passed straight to the system allocator; the count
-// is a thread-local `Cell`, touched with `try_with` so that allocations made
-// while thread-locals are torn down are simply not counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = MINE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's layout contract is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = MINE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use xray_testkit::sdk::{answering, dynamodb};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: xray_testkit::Counting = xray_testkit::Counting;
 
 struct NoOp;
 impl<S: tracing_core::Subscriber> Layer<S> for NoOp {}
 
 fn client(interceptor: bool) -> aws_sdk_dynamodb::Client {
-    let http = infallible_client_fn(|_| {
-        http::Response::builder()
-            .status(200)
-            .header("content-type", "application/x-amz-json-1.0")
-            .header(
-                "x-amzn-requestid",
-                "7QBR4M1P0TQO6N0J5P2UBHBUFVVV4KQNSO5AEMVJF66Q9ASUAAJG",
-            )
-            .body(SdkBody::from(r#"{"Item":{"id":{"S":"1"}}}"#))
-            .unwrap()
-    });
-    let mut config = aws_sdk_dynamodb::Config::builder()
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("AKID", "secret", None, None, "test"))
-        .retry_config(RetryConfig::disabled())
-        .http_client(http);
-    if interceptor {
-        config = config.interceptor(SharedInterceptor::new(XRayInterceptor::default()));
-    }
-    aws_sdk_dynamodb::Client::from_conf(config.build())
+    let answer = answering(r#"{"Item":{"id":{"S":"1"}}}"#.to_string());
+    dynamodb(
+        answer,
+        interceptor.then(|| SharedInterceptor::new(XRayInterceptor::default())),
+    )
 }
 
 /// Allocations per call on this thread, after a warm-up.
@@ -95,10 +48,10 @@ fn per_call(dispatch: &Dispatch, client: &aws_sdk_dynamodb::Client) -> f64 {
             })
         };
         (0..30).for_each(|_| call());
-        let before = MINE.with(Cell::get);
+        let before = xray_testkit::allocations_here();
         let n = 100;
         (0..n).for_each(|_| call());
-        (MINE.with(Cell::get) - before) as f64 / n as f64
+        (xray_testkit::allocations_here() - before) as f64 / n as f64
     })
 }
 

@@ -3,6 +3,7 @@
 //! transports, document checks, schema validator and Lambda Runtime API
 //! stand-in from here. Not published.
 
+mod alloc;
 mod check;
 mod daemon;
 pub mod spans;
@@ -15,6 +16,7 @@ pub mod runtime_api;
 #[cfg(feature = "aws-sdk")]
 pub mod sdk;
 
+pub use alloc::{Counting, allocations_anywhere, allocations_here};
 pub use check::{
     DATAGRAM_MAX, HEADER, Placed, check, check_rules, count_spans, entities, placed, walk,
 };
