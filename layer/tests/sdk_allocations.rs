@@ -61,37 +61,20 @@ fn per_call(dispatch: &Dispatch, client: &aws_sdk_dynamodb::Client) -> f64 {
 #[test]
 fn tracing_adds_few_allocations_to_an_sdk_call() {
     let daemon = xray_testkit::Daemon::counting();
-    let plain = per_call(
-        &Dispatch::new(tracing_subscriber::registry().with(NoOp)),
-        &client(false),
-    );
-    let layer = XRaySubscriber::builder()
-        .daemon(daemon.addr())
-        .lambda(true)
-        .report_errors(false)
-        .build()
-        .unwrap();
-    let layer_only = {
+    let noop = || Dispatch::new(tracing_subscriber::registry().with(NoOp));
+    let xray = || {
         let layer = XRaySubscriber::builder()
             .daemon(daemon.addr())
             .lambda(true)
             .report_errors(false)
             .build()
             .unwrap();
-        per_call(
-            &Dispatch::new(tracing_subscriber::registry().with(layer)),
-            &client(false),
-        )
+        Dispatch::new(tracing_subscriber::registry().with(layer))
     };
-    let interceptor_only = per_call(
-        &Dispatch::new(tracing_subscriber::registry().with(NoOp)),
-        &client(true),
-    );
-    println!("layer only: {layer_only}, interceptor only: {interceptor_only}");
-    let traced = per_call(
-        &Dispatch::new(tracing_subscriber::registry().with(layer)),
-        &client(true),
-    );
+    let plain = per_call(&noop(), &client(false));
+    let layer_only = per_call(&xray(), &client(false));
+    let interceptor_only = per_call(&noop(), &client(true));
+    let traced = per_call(&xray(), &client(true));
     let added = traced - plain;
     println!(
         "allocations per GetItem on the caller's thread: {plain} plain, {layer_only} with the \
