@@ -196,9 +196,29 @@ fn write_value(w: &mut JsonWriter<'_>, span: &Span, value: Stored, max_chars: us
         Stored::U64(v) => w.u64(v),
         Stored::F64(v) => w.f64(v),
         Stored::Bool(v) => w.bool(v),
-        Stored::Text { start, len } => {
-            w.string_limited(span.text(start, len), max_chars);
+        Stored::Text { start, len, json } => {
+            let text = span.text(start, len);
+            // Checked here, on the sender thread, since a producer's text
+            // is never trusted: invalid or long JSON goes out as a string.
+            if json && text.chars().count() <= max_chars && crate::json::is_valid(text.as_bytes()) {
+                w.raw(text.as_bytes());
+            } else {
+                w.string_limited(text, max_chars);
+            }
         }
+    }
+}
+
+/// A JSON text as a string: where X-Ray wants a scalar (annotations,
+/// `http`), a JSON value is written as text, never as it is.
+fn plain(value: Stored) -> Stored {
+    match value {
+        Stored::Text { start, len, .. } => Stored::Text {
+            start,
+            len,
+            json: false,
+        },
+        other => other,
     }
 }
 
@@ -207,7 +227,9 @@ fn as_number(span: &Span, value: Stored) -> Option<Stored> {
     match value {
         Stored::I64(_) | Stored::U64(_) => Some(value),
         Stored::F64(v) if v.is_finite() => Some(value),
-        Stored::Text { start, len } => span.text(start, len).trim().parse().ok().map(Stored::U64),
+        Stored::Text { start, len, .. } => {
+            span.text(start, len).trim().parse().ok().map(Stored::U64)
+        }
         _ => None,
     }
 }
@@ -230,6 +252,7 @@ fn write_pairs(
 
 /// A value where X-Ray wants a string: numbers and booleans are quoted.
 fn write_string_value(w: &mut JsonWriter<'_>, span: &Span, value: Stored, max_chars: usize) {
+    let value = plain(value);
     match value {
         Stored::Text { .. } => write_value(w, span, value, max_chars),
         Stored::F64(v) if !v.is_finite() => w.f64(v),
@@ -261,7 +284,7 @@ fn write_annotations(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
         w.member(&mut annotations);
         w.annotation_key(name);
         let max = trim.max_chars.min(MAX_ANNOTATION_CHARS);
-        write_value(w, span, attr.value, max);
+        write_value(w, span, plain(attr.value), max);
     }
     w.end(annotations);
 }

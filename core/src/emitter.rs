@@ -396,6 +396,20 @@ impl Emitter {
         all
     }
 
+    /// Pushes a JSON text (an object or list as a service returned it) for
+    /// `key`, to be written into the document as it is. It is checked on the
+    /// sender thread, not here: one that is not valid JSON, or is longer than
+    /// [`MAX_VALUE_BYTES`](crate::record::MAX_VALUE_BYTES) (cut, and
+    /// counted in `values_truncated`), is written as a string.
+    pub fn push_json(&self, span: SegmentId, key: Key, json: &str) -> bool {
+        let mut all = true;
+        let cut = Record::split_json(span, key, json, |r| all &= self.push(r));
+        if cut {
+            self.inner.shared.counters.values_truncated.add(1);
+        }
+        all
+    }
+
     /// Counts a span that was not sent because its trace is not sampled.
     #[doc(hidden)]
     #[inline]

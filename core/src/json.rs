@@ -10,6 +10,9 @@
 use crate::id::{SegmentId, TraceId};
 use crate::name;
 
+mod valid;
+pub(crate) use valid::is_valid;
+
 /// The document did not fit in the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DoesNotFit;

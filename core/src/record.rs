@@ -202,6 +202,11 @@ pub enum Value {
     Bool(bool),
     /// A string (possibly continued by [`Body::More`]).
     Str(Inline),
+    /// A JSON text (an object, array, string, number, `true`, `false` or
+    /// `null`) written into the document as it is, possibly continued by
+    /// [`Body::More`]. The sender checks it first: one that is not valid
+    /// JSON, was cut, or does not fit is written as a string instead.
+    Json(Inline),
 }
 
 /// What happened to a span.
@@ -271,7 +276,24 @@ impl Record {
     /// that follow it, calling `push` for each in order. Returns whether the
     /// value was cut at [`MAX_VALUE_BYTES`].
     #[inline]
-    pub fn split_str(span: SegmentId, key: Key, value: &str, mut push: impl FnMut(Record)) -> bool {
+    pub fn split_str(span: SegmentId, key: Key, value: &str, push: impl FnMut(Record)) -> bool {
+        Self::split(span, key, value, false, push)
+    }
+
+    /// As [`Record::split_str`], for a JSON text ([`Value::Json`]).
+    #[inline]
+    pub fn split_json(span: SegmentId, key: Key, json: &str, push: impl FnMut(Record)) -> bool {
+        Self::split(span, key, json, true, push)
+    }
+
+    #[inline]
+    fn split(
+        span: SegmentId,
+        key: Key,
+        value: &str,
+        json: bool,
+        mut push: impl FnMut(Record),
+    ) -> bool {
         let cut = value.len() > MAX_VALUE_BYTES;
         let value = if cut {
             &value[..floor_char_boundary(value, MAX_VALUE_BYTES)]
@@ -286,13 +308,12 @@ impl Record {
             bytes: [0; INLINE],
         };
         inline.bytes[..first].copy_from_slice(&bytes[..first]);
-        push(Record::new(
-            span,
-            Body::Attr {
-                key,
-                value: Value::Str(inline),
-            },
-        ));
+        let value = if json {
+            Value::Json(inline)
+        } else {
+            Value::Str(inline)
+        };
+        push(Record::new(span, Body::Attr { key, value }));
         let mut offset = first;
         while offset < bytes.len() {
             let n = (bytes.len() - offset).min(CHUNK);

@@ -22,7 +22,12 @@ pub(crate) enum Stored {
     U64(u64),
     F64(f64),
     Bool(bool),
-    Text { start: u32, len: u32 },
+    /// Text of the slot; `json` for a [`Value::Json`] to write as it is (if valid).
+    Text {
+        start: u32,
+        len: u32,
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,7 +155,7 @@ impl Span {
             Value::U64(v) => Stored::U64(v),
             Value::F64(v) => Stored::F64(v),
             Value::Bool(v) => Stored::Bool(v),
-            Value::Str(inline) => {
+            Value::Str(inline) | Value::Json(inline) => {
                 if inline.cut() {
                     self.truncated = true;
                 }
@@ -176,12 +181,13 @@ impl Span {
                 Stored::Text {
                     start,
                     len: self.text.len() as u32 - start,
+                    json: matches!(value, Value::Json(_)),
                 }
             }
         };
         match key {
             Key::Name => match stored {
-                Stored::Text { start, len } => self.name_text = Some((start, len)),
+                Stored::Text { start, len, .. } => self.name_text = Some((start, len)),
                 _ => self.pending = None,
             },
             _ => {
@@ -353,7 +359,7 @@ mod tests {
 
     fn stored(span: &Span) -> &str {
         match span.attrs[0].value {
-            Stored::Text { start, len } => span.text(start, len),
+            Stored::Text { start, len, .. } => span.text(start, len),
             _ => unreachable!(),
         }
     }

@@ -194,3 +194,40 @@ fn annotation_keys_that_sanitize_alike_are_written_once_the_last_value_winning()
     assert_eq!(doc["annotations"]["order_id"], 3);
     assert_eq!(doc["annotations"]["other"], 4);
 }
+
+/// A JSON value (a service's object or list) goes into `aws` and
+/// `metadata` as it is when it is valid JSON, and as a string otherwise;
+/// never where X-Ray wants a scalar.
+#[test]
+fn json_values_are_written_as_they_are_only_when_valid() {
+    let daemon = Daemon::start();
+    let (e, _g) = emitter(&daemon);
+    let capacity = r#"{"TableName":"orders","CapacityUnits":0.5,"Table":{"CapacityUnits":0.5}}"#;
+    let long = format!("[{}1]", "1,".repeat(MAX_VALUE_BYTES));
+    one_span(&e, "json", |id| {
+        e.push_json(id, Key::Aws("consumed_capacity"), capacity);
+        e.push_json(id, Key::Aws("table_names"), r#"["invoices","customers"]"#);
+        e.push_json(id, Key::Aws("quoted"), r#""a\"b""#);
+        e.push_json(id, Key::Aws("broken"), r#"{"a":1,"b":]}"#);
+        e.push_json(id, Key::Aws("injected"), r#"1},"name":"evil"#);
+        e.push_json(id, Key::Aws("long"), &long);
+        e.push_json(id, Key::Metadata("list"), "[1,2]");
+        e.push_json(id, Key::Annotation("object"), r#"{"a":1}"#);
+    });
+    let _ = e.flush(Duration::from_secs(2));
+    daemon.wait_until(Duration::from_secs(2), |d| !d.is_empty());
+    let doc = check(&daemon.take().remove(0));
+    let aws = &doc["aws"];
+    assert_eq!(aws["consumed_capacity"]["CapacityUnits"], 0.5);
+    assert_eq!(aws["consumed_capacity"]["Table"]["CapacityUnits"], 0.5);
+    assert_eq!(aws["table_names"][1], "customers");
+    assert_eq!(aws["quoted"], "a\"b");
+    assert_eq!(aws["broken"], r#"{"a":1,"b":]}"#);
+    assert_eq!(aws["injected"], r#"1},"name":"evil"#);
+    assert_eq!(doc["name"], "json");
+    let cut = aws["long"].as_str().expect("a cut list is a string");
+    assert!(long.starts_with(cut) && cut.len() <= MAX_VALUE_BYTES);
+    assert_eq!(doc["metadata"]["default"]["list"][1], 2);
+    assert_eq!(doc["annotations"]["object"], r#"{"a":1}"#);
+    assert_eq!(e.stats().values_truncated, 1);
+}
