@@ -55,9 +55,12 @@ fn per_call(dispatch: &Dispatch, client: &aws_sdk_dynamodb::Client) -> f64 {
     })
 }
 
-/// The layer adds none; the interceptor, which sets a header on the request
-/// and records the allow-listed members, adds a few (six today; the target is none:
-/// issue 10 is open; this keeps the count from growing meanwhile).
+/// The layer adds none. The interceptor reads the request and response in
+/// place (no allocation) and sets one header: the SDK's header map takes a
+/// value only as an owned `String` (one allocation, of exactly its length),
+/// and the SDK's HTTP stack then makes two more for a header it did not set
+/// itself (with an empty value it makes one: the value's bytes are copied
+/// once on their way to the connector). So three, and no more.
 #[test]
 fn tracing_adds_few_allocations_to_an_sdk_call() {
     let daemon = xray_testkit::Daemon::counting();
@@ -88,5 +91,5 @@ fn tracing_adds_few_allocations_to_an_sdk_call() {
         interceptor_only, plain,
         "an interceptor outside a trace allocates nothing"
     );
-    assert!(added <= 7.0, "{added} allocations added per call");
+    assert!(added <= 3.0, "{added} allocations added per call");
 }

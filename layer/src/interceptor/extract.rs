@@ -9,11 +9,12 @@
 //! not listed are skipped without being built.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use arrayvec::ArrayVec;
+use xray_emitter::record::MAX_VALUE_BYTES;
 
 use super::allowlist::{How, Rule, snake_case};
+use super::scan::{self, Raw};
 
 /// A recorded value; a string borrowed from the body where it can be (one
 /// with no escapes), so recording it allocates nothing.
@@ -24,6 +25,9 @@ pub(crate) enum Found<'a> {
     U64(u64),
     F64(f64),
     Bool(bool),
+    /// JSON text recorded as it is: an object or list as the service
+    /// returned it, a list of a map's keys, or a string with escapes.
+    Json(Cow<'a, str>),
 }
 
 impl Found<'_> {
@@ -32,6 +36,7 @@ impl Found<'_> {
     pub(crate) fn into_owned(self) -> Found<'static> {
         match self {
             Found::Str(s) => Found::Str(Cow::Owned(s.into_owned())),
+            Found::Json(s) => Found::Json(Cow::Owned(s.into_owned())),
             Found::I64(v) => Found::I64(v),
             Found::U64(v) => Found::U64(v),
             Found::F64(v) => Found::F64(v),
@@ -56,180 +61,99 @@ pub(crate) fn from_json(
     out: &mut dyn FnMut(&Rule, Found<'_>),
 ) -> bool {
     let body = &body[..body.len().min(MAX_BODY_BYTES)];
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let mut stopped = false;
-    let _ = de.deserialize_map(TopLevel {
-        rules,
-        out,
-        stopped: &mut stopped,
-    });
-    stopped
-}
-
-struct TopLevel<'r, 'o> {
-    rules: &'r [Rule],
-    out: &'o mut dyn FnMut(&Rule, Found<'_>),
-    stopped: &'o mut bool,
-}
-
-impl<'de> Visitor<'de> for TopLevel<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Rules past the 128th are read, but not waited for.
-        let wanted = self.rules.len().min(128);
-        let mut seen = 0u128;
-        while let Some(index) = map.next_key_seed(MatchKey(self.rules))? {
-            let Some(rule) = index.map(|i| &self.rules[i]) else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            if let Some(i) = index.filter(|&i| i < 128) {
-                seen |= 1 << i;
-            }
-            let found = match rule.how {
-                How::Value => map.next_value::<Scalar<'de>>()?.0,
-                How::Keys => map
-                    .next_value::<MapKeys>()?
-                    .0
-                    .map(|k| Found::Str(Cow::Owned(k))),
-                How::Count => map.next_value::<Count>()?.0.map(Found::U64),
-            };
-            if let Some(found) = found {
-                (self.out)(rule, found);
-            }
-            if wanted > 0 && seen.count_ones() as usize == wanted && self.rules.len() <= 128 {
-                // Nothing more to find: the rest is never read.
-                *self.stopped = true;
-                return Ok(());
-            }
+    // Rules past the 128th are read, but not waited for.
+    let wanted = rules.len().min(128);
+    let mut seen = 0u128;
+    for (key, raw) in scan::members(body) {
+        let Some(i) = rules.iter().position(|r| r.member.as_bytes() == key) else {
+            continue;
+        };
+        if i < 128 {
+            seen |= 1 << i;
         }
-        Ok(())
-    }
-}
-
-/// A key, as the index of the rule naming it (no allocation for other keys).
-struct MatchKey<'r>(&'r [Rule]);
-
-impl<'de> DeserializeSeed<'de> for MatchKey<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MatchKey<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|r| r.member == v))
-    }
-}
-
-/// A string, number or boolean; anything else is skipped.
-struct Scalar<'de>(Option<Found<'de>>);
-
-impl<'de> de::Deserialize<'de> for Scalar<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor)
-    }
-}
-
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a value")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar(Some(Found::Str(Cow::Borrowed(v)))))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar(Some(Found::Str(Cow::Owned(v.to_string())))))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar(Some(Found::I64(v))))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar(Some(Found::U64(v))))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar(Some(Found::F64(v))))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
-        Ok(Scalar(Some(Found::Bool(v))))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
-        Ok(Scalar(None))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar(None))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar(None))
-    }
-}
-
-/// The keys of an object, comma-separated.
-struct MapKeys(Option<String>);
-
-impl<'de> de::Deserialize<'de> for MapKeys {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = MapKeys;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MapKeys, A::Error> {
-                let mut keys = String::new();
-                while let Some(k) = map.next_key::<String>()? {
-                    map.next_value::<IgnoredAny>()?;
-                    if !keys.is_empty() {
-                        keys.push(',');
-                    }
-                    keys.push_str(&k);
+        let rule = &rules[i];
+        match rule.how {
+            How::Value => {
+                if let Some(found) = value(raw) {
+                    out(rule, found);
                 }
-                Ok(MapKeys(Some(keys)))
+            }
+            How::Count => {
+                if let Raw::List(list) = raw
+                    && let Some(n) = scan::count(list)
+                {
+                    out(rule, Found::U64(n));
+                }
+            }
+            How::Keys => {
+                if let Raw::Object(object) = raw {
+                    let mut buf = ArrayVec::new();
+                    out(rule, Found::Json(Cow::Borrowed(keys(object, &mut buf))));
+                }
             }
         }
-        d.deserialize_map(V)
+        if wanted > 0 && seen.count_ones() as usize == wanted && rules.len() <= 128 {
+            // Nothing more to find: the rest is never read.
+            return true;
+        }
     }
+    false
 }
 
-/// The length of an array.
-struct Count(Option<u64>);
-
-impl<'de> de::Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Count;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<IgnoredAny>()?.is_some() {
-                    n += 1;
-                }
-                Ok(Count(Some(n)))
-            }
+/// A member's value with its JSON type: strings, numbers and booleans as
+/// such, objects and lists as their text; `null` is not recorded.
+fn value(raw: Raw<'_>) -> Option<Found<'_>> {
+    Some(match raw {
+        Raw::Null => return None,
+        Raw::Bool(b) => Found::Bool(b),
+        Raw::Str { .. } => match raw.plain_str() {
+            Some(s) => Found::Str(Cow::Borrowed(s)),
+            None => Found::Json(Cow::Borrowed(raw.text()?)),
+        },
+        Raw::Number(token) => {
+            let text = raw.text()?;
+            let integer = !token.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+            let parsed = if !integer {
+                text.parse().ok().map(Found::F64)
+            } else if text.starts_with('-') {
+                text.parse().ok().map(Found::I64)
+            } else {
+                text.parse().ok().map(Found::U64)
+            };
+            // An integer too big for 64 bits stays as the service wrote it.
+            parsed.unwrap_or(Found::Json(Cow::Borrowed(text)))
         }
-        d.deserialize_seq(V)
+        Raw::Object(_) | Raw::List(_) => Found::Json(Cow::Borrowed(raw.text()?)),
+    })
+}
+
+/// Room for a list of keys: one byte past what a value may hold, so a list
+/// that does not fit is cut (and counted) by the emitter.
+const KEYS_BYTES: usize = MAX_VALUE_BYTES + 1;
+
+/// The keys of `object` as a JSON list, written into `buf`.
+fn keys<'b>(object: &[u8], buf: &'b mut ArrayVec<u8, KEYS_BYTES>) -> &'b str {
+    let put = |bytes: &[u8], buf: &mut ArrayVec<u8, KEYS_BYTES>| {
+        let room = buf.remaining_capacity().min(bytes.len());
+        let _ = buf.try_extend_from_slice(&bytes[..room]);
+        room == bytes.len()
+    };
+    let mut fits = put(b"[", buf);
+    for (i, (key, _)) in scan::members(object).enumerate() {
+        fits = fits
+            && (i == 0 || put(b",", buf))
+            && put(b"\"", buf)
+            && put(key, buf)
+            && put(b"\"", buf);
+        if !fits {
+            break;
+        }
+    }
+    let _ = fits && put(b"]", buf);
+    match std::str::from_utf8(buf) {
+        Ok(text) => text,
+        // Cut inside a character: keep the characters before it.
+        Err(e) => std::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or_default(),
     }
 }
 
@@ -458,7 +382,21 @@ mod tests {
             collect(|out| {
                 from_json(body, batch, out);
             }),
-            vec![("table_names", Found::Str("a,b".into()))]
+            vec![("table_names", Found::Json(r#"["a","b"]"#.into()))]
+        );
+        let get = &AllowList::get()
+            .operation("dynamodb", "GetItem")
+            .unwrap()
+            .response;
+        let body = br#"{"ConsumedCapacity":{"CapacityUnits":0.5,"TableName":"orders"},"Item":{}}"#;
+        assert_eq!(
+            collect(|out| {
+                from_json(body, get, out);
+            }),
+            vec![(
+                "consumed_capacity",
+                Found::Json(r#"{"CapacityUnits":0.5,"TableName":"orders"}"#.into())
+            )]
         );
         let rx = &AllowList::get()
             .operation("sqs", "ReceiveMessage")
@@ -476,6 +414,51 @@ mod tests {
                 from_json(b"not json", rules, out);
             })
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn values_keep_their_json_type() {
+        let rules = &AllowList::get()
+            .operation("dynamodb", "Query")
+            .unwrap()
+            .request;
+        let body = br#"{"Limit":10,"ScanIndexForward":false,"TableName":"a\"b","IndexName":null,"Select":-1,"ConsistentRead":1.5e2,"ProjectionExpression":123456789012345678901234}"#;
+        let v = collect(|out| {
+            from_json(body, rules, out);
+        });
+        assert!(v.contains(&("limit", Found::U64(10))));
+        assert!(v.contains(&("scan_index_forward", Found::Bool(false))));
+        assert!(v.contains(&("table_name", Found::Json(r#""a\"b""#.into()))));
+        assert!(v.contains(&("select", Found::I64(-1))));
+        assert!(v.contains(&("consistent_read", Found::F64(150.0))));
+        assert!(v.contains(&(
+            "projection_expression",
+            Found::Json("123456789012345678901234".into())
+        )));
+        assert!(
+            !v.iter().any(|(k, _)| *k == "index_name"),
+            "null is not recorded"
+        );
+    }
+
+    #[test]
+    fn a_list_of_keys_too_long_for_a_value_is_cut_by_the_emitter() {
+        let object = format!(
+            "{{{}}}",
+            (0..200)
+                .map(|i| format!("\"table{i:03}\":{{}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut buf = ArrayVec::new();
+        let text = keys(object.as_bytes(), &mut buf);
+        assert_eq!(text.len(), KEYS_BYTES, "longer than a value may be");
+        assert!(text.starts_with(r#"["table000","table001""#));
+        let mut small = ArrayVec::new();
+        assert_eq!(
+            keys(br#"{"a":1,"b\u00e9":{"x":[]}}"#, &mut small),
+            r#"["a","b\u00e9"]"#
         );
     }
 

@@ -10,6 +10,7 @@
 mod allowlist;
 mod error;
 mod extract;
+mod scan;
 
 use std::error::Error as _;
 
@@ -77,6 +78,10 @@ fn push_found(layer: &XRaySubscriber, op: SegmentId, key: &'static str, found: F
     let value = match found {
         Found::Str(s) => {
             emitter.push_str(op, Key::Aws(key), &s);
+            return;
+        }
+        Found::Json(s) => {
+            emitter.push_json(op, Key::Aws(key), &s);
             return;
         }
         Found::I64(v) => Value::I64(v),
@@ -307,13 +312,18 @@ impl Intercept for XRayInterceptor {
             })
             .flatten();
         if let Some(header) = header {
-            // SigV4 does not sign this header, so setting it after signing is safe.
+            // SigV4 does not sign this header, so setting it after signing
+            // is safe. The SDK's header map owns its values, so this is the
+            // one allocation tracing adds to a call: a `String` of exactly
+            // the header's length (which the map then takes without copying);
+            // `to_string` would grow one through several allocations.
+            let value = String::from(header.encode().as_str());
             let _ = context
                 .request_mut()
                 .headers_mut()
-                // A lowercase name is used as it is; a mixed-case one would
-                // be lowercased into a new allocation on every call.
-                .try_insert("x-amzn-trace-id", header.encode().to_string());
+                // A name made from a static string is not copied; a `&str`
+                // name would be, on every call.
+                .try_insert(http02::HeaderName::from_static("x-amzn-trace-id"), value);
         }
         Ok(())
     }

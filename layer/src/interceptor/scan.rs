@@ -1,0 +1,321 @@
+//! The members of a JSON object, read in place.
+//!
+//! A request or response body is already in memory; the allow-list wants a
+//! few of its top-level members. This walks the text once, hands out each
+//! member's key and value as slices of the body, and steps over values
+//! nobody asked for without looking inside strings or building anything:
+//! no allocation, no error values (a malformed or cut body just ends the
+//! walk). It checks structure only as far as it needs to find where a value
+//! ends; a nested value recorded as it is gets checked strictly by the
+//! sender before it is written.
+
+/// A member's value, as text of the body.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Raw<'a> {
+    /// A string: its token, quotes included, and whether it holds escapes.
+    Str {
+        token: &'a [u8],
+        escaped: bool,
+    },
+    /// A number's token.
+    Number(&'a [u8]),
+    Bool(bool),
+    Null,
+    /// An object, braces included.
+    Object(&'a [u8]),
+    /// A list, brackets included.
+    List(&'a [u8]),
+}
+
+impl<'a> Raw<'a> {
+    /// A string without escapes, as it is (borrowed from the body).
+    pub(crate) fn plain_str(self) -> Option<&'a str> {
+        match self {
+            Raw::Str {
+                token,
+                escaped: false,
+            } => std::str::from_utf8(&token[1..token.len() - 1]).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value's whole text, if it is UTF-8 (only values used are checked).
+    pub(crate) fn text(self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()).ok()
+    }
+
+    fn bytes(self) -> &'a [u8] {
+        match self {
+            Raw::Str { token, .. } | Raw::Number(token) | Raw::Object(token) | Raw::List(token) => {
+                token
+            }
+            Raw::Bool(true) => b"true",
+            Raw::Bool(false) => b"false",
+            Raw::Null => b"null",
+        }
+    }
+}
+
+/// A position in a JSON text.
+struct Cursor<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let here = self.peek() == Some(b);
+        self.at += usize::from(here);
+        here
+    }
+
+    /// The end of the string starting at `self.at` (its opening quote),
+    /// and whether it holds escapes.
+    fn string(&mut self) -> Option<(&'a [u8], bool)> {
+        let start = self.at;
+        self.at += 1;
+        let mut escaped = false;
+        loop {
+            // Only a quote or a backslash can end or change a string.
+            let rest = self.bytes().get(self.at..)?;
+            let i = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+            self.at += i;
+            if self.peek()? == b'"' {
+                self.at += 1;
+                return Some((self.text.get(start..self.at)?, escaped));
+            }
+            escaped = true;
+            self.at += 2;
+        }
+    }
+
+    /// Steps over an object or list, returning its text.
+    fn container(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        let mut depth = 0usize;
+        loop {
+            let rest = self.bytes().get(self.at..)?;
+            let i = rest
+                .iter()
+                .position(|&b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))?;
+            self.at += i;
+            match self.peek()? {
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                _ => depth -= 1,
+            }
+            self.at += 1;
+            if depth == 0 {
+                return self.text.get(start..self.at);
+            }
+        }
+    }
+
+    fn value(&mut self) -> Option<Raw<'a>> {
+        self.skip_ws();
+        let start = self.at;
+        let word = |c: &mut Cursor<'a>, w: &[u8]| {
+            let end = start + w.len();
+            (c.text.get(start..end)? == w).then(|| c.at = end)
+        };
+        Some(match self.peek()? {
+            b'"' => {
+                let (token, escaped) = self.string()?;
+                Raw::Str { token, escaped }
+            }
+            b'{' => Raw::Object(self.container()?),
+            b'[' => Raw::List(self.container()?),
+            b't' => word(self, b"true").map(|()| Raw::Bool(true))?,
+            b'f' => word(self, b"false").map(|()| Raw::Bool(false))?,
+            b'n' => word(self, b"null").map(|()| Raw::Null)?,
+            b'-' | b'0'..=b'9' => {
+                while matches!(
+                    self.peek(),
+                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                ) {
+                    self.at += 1;
+                }
+                Raw::Number(self.text.get(start..self.at)?)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The members of the object `text` (keys without their quotes), in order,
+/// until it ends or something is malformed.
+pub(crate) struct Members<'a> {
+    cursor: Cursor<'a>,
+    first: bool,
+    done: bool,
+}
+
+pub(crate) fn members(text: &[u8]) -> Members<'_> {
+    let mut cursor = Cursor { text, at: 0 };
+    cursor.skip_ws();
+    let done = !cursor.eat(b'{');
+    Members {
+        cursor,
+        first: true,
+        done,
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a [u8], Raw<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.member();
+        self.done = item.is_none();
+        item
+    }
+}
+
+impl<'a> Members<'a> {
+    fn member(&mut self) -> Option<(&'a [u8], Raw<'a>)> {
+        let c = &mut self.cursor;
+        c.skip_ws();
+        if c.eat(b'}') {
+            return None;
+        }
+        if !std::mem::take(&mut self.first) {
+            if !c.eat(b',') {
+                return None;
+            }
+            c.skip_ws();
+        }
+        if c.peek()? != b'"' {
+            return None;
+        }
+        let (key, _) = c.string()?;
+        c.skip_ws();
+        if !c.eat(b':') {
+            return None;
+        }
+        let value = c.value()?;
+        Some((&key[1..key.len() - 1], value))
+    }
+}
+
+/// The number of elements of the list `text`, if it is one that ends.
+pub(crate) fn count(text: &[u8]) -> Option<u64> {
+    let mut c = Cursor { text, at: 0 };
+    c.skip_ws();
+    if !c.eat(b'[') {
+        return None;
+    }
+    c.skip_ws();
+    if c.eat(b']') {
+        return Some(0);
+    }
+    let mut n = 0;
+    loop {
+        c.value()?;
+        n += 1;
+        c.skip_ws();
+        if c.eat(b']') {
+            return Some(n);
+        }
+        if !c.eat(b',') {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_come_out_as_slices_of_the_text() {
+        let text = r#" { "A" : "x" , "B":{"c":[1,"]}",{}]},"C":[ ],"D":-1.5e3,"E":true,
+            "F":null,"G":"a\"b\\","H":false } trailing"#;
+        let got: Vec<_> = members(text.as_bytes())
+            .map(|(k, v)| (std::str::from_utf8(k).unwrap(), v))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "A",
+                    Raw::Str {
+                        token: b"\"x\"",
+                        escaped: false
+                    }
+                ),
+                ("B", Raw::Object(br#"{"c":[1,"]}",{}]}"#)),
+                ("C", Raw::List(b"[ ]")),
+                ("D", Raw::Number(b"-1.5e3")),
+                ("E", Raw::Bool(true)),
+                ("F", Raw::Null),
+                (
+                    "G",
+                    Raw::Str {
+                        token: br#""a\"b\\""#,
+                        escaped: true
+                    }
+                ),
+                ("H", Raw::Bool(false)),
+            ]
+        );
+        assert_eq!(got[0].1.plain_str(), Some("x"));
+        assert_eq!(got[6].1.plain_str(), None);
+    }
+
+    #[test]
+    fn a_cut_or_malformed_body_ends_the_walk_without_panicking() {
+        let text = r#"{"A":"x","B":{"c":[1,2],"d":"é中"},"C":3}"#;
+        for end in 0..=text.len() {
+            let Some(prefix) = text.get(..end) else {
+                continue;
+            };
+            let got: Vec<_> = members(prefix.as_bytes()).collect();
+            assert!(got.len() <= 3);
+            // What comes out is always a whole member of the full text.
+            for (k, v) in got {
+                let k = std::str::from_utf8(k).unwrap();
+                assert!(text.contains(&format!("\"{k}\":{}", v.text().unwrap())));
+            }
+        }
+        for bad in [
+            "",
+            "[1]",
+            "{\"A\" 1}",
+            "{\"A\":1 \"B\":2}",
+            "{A:1}",
+            "{\"A\":x}",
+            "{\"A\":\"\\",
+        ] {
+            assert!(members(bad.as_bytes()).count() <= 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists_are_counted() {
+        assert_eq!(count(b"[]"), Some(0));
+        assert_eq!(count(b" [ 1 ] "), Some(1));
+        assert_eq!(count(br#"[{"a":[1,2]},"x,y",[3]]"#), Some(3));
+        assert_eq!(count(b"[1,2"), None);
+        assert_eq!(count(b"{}"), None);
+    }
+}
