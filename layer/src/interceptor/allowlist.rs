@@ -12,9 +12,9 @@ const DATA: &str = include_str!("../../data/aws-whitelist.json");
 /// How a member is recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum How {
-    /// Its value (strings, numbers and booleans).
+    /// Its value, with its JSON type.
     Value,
-    /// The keys of a map, comma-separated (`table_names` of `BatchGetItem`).
+    /// The keys of a map, as a JSON list (`table_names` of `BatchGetItem`).
     Keys,
     /// The length of a list (`message_count` of `ReceiveMessage`).
     Count,
@@ -214,5 +214,54 @@ mod tests {
         assert!(op("SageMaker Runtime", "InvokeEndpoint").is_some());
         assert!(op("SNS", "Publish").is_some());
         assert!(op("Nope", "Nothing").is_none());
+    }
+
+    /// Every member of the list has a place the interceptor reads it from:
+    /// any member of a JSON body (DynamoDB, SQS) or form (SNS); for the REST
+    /// services, the URI, query string, headers or status that carry it. A
+    /// member added to the list for a REST service fails here until it is.
+    #[test]
+    fn every_member_of_the_list_has_a_route() {
+        let rest: &[(&str, &[&str])] = &[
+            (
+                "s3",
+                &["Bucket", "Key", "CopySource", "Prefix", "VersionId"],
+            ),
+            (
+                "lambda",
+                &[
+                    "FunctionName",
+                    "InvocationType",
+                    "LogType",
+                    "Qualifier",
+                    "FunctionError",
+                    "StatusCode",
+                    "Status",
+                ],
+            ),
+            ("runtime.sagemaker", &["EndpointName"]),
+        ];
+        let list = AllowList::get();
+        let mut members = 0;
+        for (service, ops) in &list.services {
+            for op in ops.values() {
+                for rule in op.request.iter().chain(&op.response) {
+                    members += 1;
+                    match service.as_str() {
+                        "dynamodb" | "sqs" | "sns" => {}
+                        other => {
+                            let known = rest.iter().find(|(s, _)| *s == other);
+                            assert!(
+                                known.is_some_and(|(_, m)| m.contains(&rule.member)),
+                                "{other}: {}",
+                                rule.member
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(list.services.len(), 6);
+        assert!(members > 200, "{members}");
     }
 }

@@ -38,9 +38,9 @@ use extract::Found;
 /// HTTP status, request id, attempts, error code and message (throttling
 /// recognised by code, since DynamoDB throttles with HTTP 400), the region,
 /// and the parameters the official X-Ray SDKs record (table, queue, bucket,
-/// key, topic, function, …; those whose value is a string, number or
-/// boolean: object-valued ones such as DynamoDB's `ConsumedCapacity` are
-/// not recorded). It also sends `X-Amzn-Trace-Id` with this call's
+/// key, topic, function, …), each with its JSON type: objects and lists such
+/// as DynamoDB's `ConsumedCapacity` as the service returned them, a map's
+/// keys as a list. It also sends `X-Amzn-Trace-Id` with this call's
 /// subsegment as `Parent`, so the service called attaches under it.
 ///
 /// ```no_run
