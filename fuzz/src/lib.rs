@@ -6,7 +6,7 @@ use arbitrary::Unstructured;
 use xray_emitter::testing::{Assembler, TableConfig};
 use xray_emitter::{
     Body, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TraceHeader, TraceId, Value,
-    clock::Ticks,
+    clock::Ticks, record::MAX_VALUE_BYTES,
 };
 
 /// Keys with everything a field name can be: ordinary, dotted, empty,
@@ -122,17 +122,46 @@ pub fn daemon_address(data: &[u8]) {
     }
 }
 
-fn value(u: &mut Unstructured<'_>) -> arbitrary::Result<(Value, Option<String>)> {
-    Ok(match u.int_in_range(0..=4u8)? {
+/// A value: a number or boolean, or a text (`Some`) to push as a string
+/// (`false`) or as a JSON value (`true`).
+fn value(u: &mut Unstructured<'_>) -> arbitrary::Result<(Value, Option<(String, bool)>)> {
+    Ok(match u.int_in_range(0..=6u8)? {
         0 => (Value::I64(u.arbitrary()?), None),
         1 => (Value::U64(u.arbitrary()?), None),
         2 => (Value::F64(u.arbitrary()?), None),
         3 => (Value::Bool(u.arbitrary()?), None),
-        _ => {
-            let s: String = u.arbitrary()?;
-            (Value::U64(0), Some(s))
-        }
+        4 => (Value::U64(0), Some((u.arbitrary()?, true))),
+        5 => (Value::U64(0), Some((json_like(u)?, true))),
+        _ => (Value::U64(0), Some((u.arbitrary()?, false))),
     })
+}
+
+/// A text made of JSON's tokens, so that valid and nearly valid JSON (an
+/// extra comma, an unclosed list) both come up often.
+fn json_like(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
+    const TOKENS: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        " ",
+        "\"a\"",
+        "\"\\u00e9\\n\"",
+        "0",
+        "-1.5e3",
+        "true",
+        "null",
+        "\"k\":",
+        "01",
+        "\"\\x\"",
+    ];
+    let mut text = String::new();
+    for _ in 0..u.int_in_range(1..=24usize)? {
+        text.push_str(TOKENS[u.choose_index(TOKENS.len())?]);
+    }
+    Ok(text)
 }
 
 thread_local! {
@@ -178,7 +207,7 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
     let spans = u.int_in_range(1..=6usize)?;
     let mut ids: Vec<SegmentId> = Vec::new();
     // Per span: the metadata values that should read back unchanged.
-    let mut expect: Vec<Vec<(&'static str, String)>> = Vec::new();
+    let mut expect: Vec<Vec<(&'static str, serde_json::Value)>> = Vec::new();
     for i in 0..spans {
         let id = SegmentId::from_u64(i as u64 + 1).unwrap_or_else(|| unreachable!());
         let parent = if i == 0 || u.ratio(1, 3)? {
@@ -198,7 +227,7 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
                 kind,
             },
         ));
-        let mut mine: Vec<(&'static str, String)> = Vec::new();
+        let mut mine: Vec<(&'static str, serde_json::Value)> = Vec::new();
         for _ in 0..u.int_in_range(0..=40usize)? {
             let k = KEYS[u.choose_index(KEYS.len())?];
             let key = match u.int_in_range(0..=7u8)? {
@@ -215,11 +244,21 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
             };
             let (v, text) = value(u)?;
             match text {
-                Some(s) => {
-                    Record::split_str(id, key, &s, |r| c.apply(&r));
+                Some((s, json)) => {
+                    if json {
+                        Record::split_json(id, key, &s, |r| c.apply(&r));
+                    } else {
+                        Record::split_str(id, key, &s, |r| c.apply(&r));
+                    }
                     if let Key::Metadata(k) = key {
                         mine.retain(|(kk, _)| *kk != k);
-                        mine.push((k, s));
+                        // A JSON text goes in as it is exactly when serde_json
+                        // reads it (and it was not cut); as a string otherwise.
+                        let expected = match serde_json::from_str(&s) {
+                            Ok(parsed) if json && s.len() <= MAX_VALUE_BYTES => parsed,
+                            _ => serde_json::Value::String(s),
+                        };
+                        mine.push((k, expected));
                     }
                 }
                 None => {
@@ -255,11 +294,7 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
                 continue; // something was cut: values may be shortened
             }
             for (k, v) in &expect[i] {
-                assert_eq!(
-                    e["metadata"]["default"][*k].as_str(),
-                    Some(v.as_str()),
-                    "metadata {k:?}"
-                );
+                assert_eq!(&e["metadata"]["default"][*k], v, "metadata {k:?}");
             }
         }
     }
@@ -323,9 +358,13 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
                     Key::Metadata(k)
                 };
                 match text {
-                    Some(s) => {
+                    Some((s, json)) => {
                         let mut records = Vec::new();
-                        Record::split_str(span, key, &s, |r| records.push(r));
+                        if json {
+                            Record::split_json(span, key, &s, |r| records.push(r));
+                        } else {
+                            Record::split_str(span, key, &s, |r| records.push(r));
+                        }
                         // Lose, repeat or keep each continuation.
                         for (i, r) in records.iter().enumerate() {
                             match if i == 0 { 0 } else { u.int_in_range(0..=3u8)? } {

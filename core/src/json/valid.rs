@@ -127,11 +127,20 @@ impl Cursor<'_> {
                     match self.peek()? {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
                         b'u' => {
-                            let hex = self.text.get(self.at + 1..self.at + 5)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return None;
+                            self.at += 1;
+                            let unit = self.hex4()?;
+                            // A surrogate must come as a high-low pair: a
+                            // lone one is no character, and readers refuse it.
+                            match unit {
+                                0xd800..=0xdbff => {
+                                    self.word(b"\\u")?;
+                                    if !(0xdc00..=0xdfff).contains(&self.hex4()?) {
+                                        return None;
+                                    }
+                                }
+                                0xdc00..=0xdfff => return None,
+                                _ => {}
                             }
-                            self.at += 5;
                         }
                         _ => return None,
                     }
@@ -142,6 +151,19 @@ impl Cursor<'_> {
         }
     }
 
+    /// Four hex digits, as a UTF-16 code unit.
+    fn hex4(&mut self) -> Option<u16> {
+        let hex = self.text.get(self.at..self.at + 4)?;
+        let hex = std::str::from_utf8(hex).ok()?;
+        let unit = u16::from_str_radix(hex, 16).ok()?;
+        // `from_str_radix` takes a sign; JSON does not.
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.at += 4;
+        Some(unit)
+    }
+
     fn digits(&mut self) -> usize {
         let start = self.at;
         while self.peek().is_some_and(|b| b.is_ascii_digit()) {
@@ -150,7 +172,17 @@ impl Cursor<'_> {
         self.at - start
     }
 
+    /// A number, which must also be one a reader can hold: `1e400` is
+    /// JSON by the grammar, but readers refuse it or make it infinite.
     fn number(&mut self) -> Option<()> {
+        let start = self.at;
+        self.number_token()?;
+        let token = std::str::from_utf8(&self.text[start..self.at]).ok()?;
+        token.parse::<f64>().ok().filter(|v| v.is_finite())?;
+        Some(())
+    }
+
+    fn number_token(&mut self) -> Option<()> {
         let _ = self.eat(b'-');
         match self.peek()? {
             b'0' => self.at += 1,
@@ -188,6 +220,7 @@ mod tests {
             "true",
             "null",
             r#""a\"b\u00e9""#,
+            r#""\ud83d\ude00""#,
             "[]",
             "{}",
             " [1, 2 ,{\"a\":[true,false,null]}] ",
@@ -225,10 +258,17 @@ mod tests {
             "\"abc",
             "\"a\\x\"",
             "\"\\u12g4\"",
+            "\"\\u+123\"",
+            "\"\\ud83d\"",
+            "\"\\ud83dx\"",
+            "\"\\ud83d\\u0041\"",
+            "\"\\ude00\"",
             "\"tab\there\"",
             "1 2",
             "{}x",
             "NaN",
+            "-1.5e300000000000000000000",
+            "[1e309]",
             "'a'",
         ] {
             assert!(!is_valid(text.as_bytes()), "{text:?}");

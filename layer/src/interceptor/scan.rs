@@ -318,4 +318,66 @@ mod tests {
         assert_eq!(count(b"[1,2"), None);
         assert_eq!(count(b"{}"), None);
     }
+
+    /// Over many texts made of JSON's tokens: the walk never panics, and on
+    /// every text serde_json reads as an object it yields exactly that
+    /// object's members, in order, each value reading back the same.
+    #[test]
+    fn agrees_with_serde_json_on_every_object_it_reads() {
+        const TOKENS: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ":",
+            ",",
+            " ",
+            "\"a\"",
+            "\"b\\\"\"",
+            "\"\\u00e9\"",
+            "0",
+            "-1.5e3",
+            "true",
+            "null",
+            "\"k\":",
+            "\"}\"",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut objects = 0;
+        for _ in 0..300_000 {
+            let len = 1 + next() % 16;
+            let mut text = String::from("{");
+            for _ in 0..len {
+                text.push_str(TOKENS[(next() % TOKENS.len() as u64) as usize]);
+            }
+            let walked: Vec<_> = members(text.as_bytes()).collect();
+            let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) else {
+                continue;
+            };
+            if map.len() != walked.len() {
+                continue; // a key given twice: serde keeps one
+            }
+            objects += 1;
+            for ((key, raw), (k, v)) in walked.iter().zip(&map) {
+                assert_eq!(
+                    serde_json::from_str::<String>(&format!(
+                        "\"{}\"",
+                        std::str::from_utf8(key).unwrap()
+                    ))
+                    .unwrap(),
+                    *k,
+                    "{text}"
+                );
+                let value: serde_json::Value = serde_json::from_str(raw.text().unwrap()).unwrap();
+                assert_eq!(&value, v, "{text}");
+            }
+        }
+        assert!(objects > 500, "{objects} objects");
+    }
 }
