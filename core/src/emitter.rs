@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use arrayvec::ArrayVec;
 
+mod batch;
+
+pub use batch::Batch;
+
 use crate::address::{AddressError, DaemonAddress};
 use crate::id::SegmentId;
 use crate::outbox::Transport;

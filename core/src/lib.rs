@@ -35,7 +35,7 @@ mod stats;
 mod table;
 
 pub use address::{AddressError, DaemonAddress, HostPort};
-pub use emitter::{Emitter, EmitterBuilder, EmitterGuard, Flushed, StartError};
+pub use emitter::{Batch, Emitter, EmitterBuilder, EmitterGuard, Flushed, StartError};
 pub use header::{HeaderError, Sampled, TraceHeader};
 pub use id::{SegmentId, TraceId};
 pub use record::{Body, HttpField, Key, Kind, Record, StaticName, Value};

@@ -109,6 +109,7 @@ pub fn ring(capacity: usize) -> (Producer, Consumer) {
     let producer = Producer {
         buffer: buffer.clone(),
         tail: 0,
+        published: 0,
         head: 0,
         not_sync: PhantomData,
     };
@@ -129,7 +130,11 @@ pub enum Pushed {
 /// The writing end: where it writes next, and the last head it saw.
 pub struct Producer {
     buffer: Arc<Buffer>,
+    /// Where the next record goes.
     tail: usize,
+    /// The tail the consumer was last shown: records from here to `tail`
+    /// are written but not yet visible.
+    published: usize,
     head: usize,
     /// `Send` but not `Sync`: one thread at a time owns the writing end.
     not_sync: PhantomData<Cell<()>>,
@@ -145,29 +150,53 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
-    /// Appends a record; never waits.
+    /// Appends a record and shows it to the consumer; never waits.
     #[inline]
     pub fn push(&mut self, record: Record) -> Pushed {
+        if !self.write(record) {
+            return Pushed::Full;
+        }
+        self.publish()
+    }
+
+    /// Stores a record without showing it to the consumer yet: a span's
+    /// open record and its fields are written one by one and shown with one
+    /// [`publish`](Producer::publish) (one store the consumer's core sees,
+    /// rather than one per record). Returns `false` if the ring is full.
+    #[inline]
+    pub fn write(&mut self, record: Record) -> bool {
         let buffer = &*self.buffer;
         let capacity = buffer.slots.len();
-        let mut used = self.tail.wrapping_sub(self.head);
-        if used >= capacity {
+        if self.tail.wrapping_sub(self.head) >= capacity {
             self.head = buffer.head.load(Ordering::Acquire);
-            used = self.tail.wrapping_sub(self.head);
-            if used >= capacity {
-                return Pushed::Full;
+            if self.tail.wrapping_sub(self.head) >= capacity {
+                return false;
             }
         }
         let slot = &buffer.slots[self.tail & buffer.mask];
-        // SAFETY: the slot is free (see `impl Sync for Buffer`): `used <
-        // capacity` per the acquire-loaded head, and only this producer writes.
+        // SAFETY: the slot is free (see `impl Sync for Buffer`): fewer than
+        // `capacity` records lie between the acquire-loaded head and `tail`,
+        // and only this producer writes.
         unsafe { (*slot.0.get()).write(record) };
         self.tail = self.tail.wrapping_add(1);
+        true
+    }
+
+    /// Shows the consumer every record written since the last publish.
+    #[inline]
+    pub fn publish(&mut self) -> Pushed {
+        if self.published == self.tail {
+            return Pushed::Ok;
+        }
+        let buffer = &*self.buffer;
         buffer.tail.store(self.tail, Ordering::Release);
-        if used + 1 == capacity / 2 {
+        let half = buffer.slots.len() / 2;
+        let before = self.published.wrapping_sub(self.head);
+        self.published = self.tail;
+        if before < half && self.tail.wrapping_sub(self.head) >= half {
             // Crossing half full: look at the real head once before asking for help.
             self.head = buffer.head.load(Ordering::Acquire);
-            if self.tail.wrapping_sub(self.head) >= capacity / 2 {
+            if self.tail.wrapping_sub(self.head) >= half {
                 return Pushed::HalfFull;
             }
         }
@@ -326,5 +355,30 @@ mod tests {
             std::thread::yield_now();
         }
         producer.join().unwrap();
+    }
+
+    #[test]
+    fn written_records_appear_together_when_published() {
+        let (mut p, mut c) = ring(8);
+        for round in 0..4u64 {
+            for i in 0..5 {
+                assert!(p.write(record(round * 10 + i)));
+            }
+            assert_eq!(c.drain(usize::MAX, |_| {}), 0, "nothing before the publish");
+            let shown = p.publish();
+            if round == 0 {
+                assert_eq!(shown, Pushed::HalfFull, "0 to 5 of 8 crosses half");
+            }
+            let mut seen = Vec::new();
+            c.drain(usize::MAX, |r| seen.push(time(r)));
+            assert_eq!(seen, (0..5).map(|i| round * 10 + i).collect::<Vec<_>>());
+            assert_eq!(p.publish(), Pushed::Ok, "nothing new: nothing to show");
+        }
+        // A batch larger than the room left: the rest is refused, the part
+        // that fits is shown.
+        let written = (0..10).filter(|&i| p.write(record(i))).count();
+        assert_eq!(written, 8);
+        assert_ne!(p.publish(), Pushed::Full);
+        assert_eq!(c.drain(usize::MAX, |_| {}), 8);
     }
 }

@@ -19,7 +19,7 @@ use std::fmt::{self, Write};
 use arrayvec::ArrayString;
 use tracing_core::field::{Field, Visit};
 use xray_emitter::record::{FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, MAX_VALUE_BYTES};
-use xray_emitter::{Body, Emitter, HttpField, Key, Record, SegmentId, Value};
+use xray_emitter::{Batch, Body, HttpField, Key, Record, SegmentId, Value};
 
 /// Formatted text, cut a little past the longest value kept (so the cut is seen and counted).
 pub(crate) type Text = ArrayString<{ MAX_VALUE_BYTES + 4 }>;
@@ -91,13 +91,13 @@ pub(crate) fn status_flags(status: u64) -> u64 {
 }
 
 /// Pushes the fields of a user span (or of a `record` call on one).
-pub(crate) struct UserFields<'a> {
-    pub(crate) emitter: &'a Emitter,
+pub(crate) struct UserFields<'a, 'b> {
+    pub(crate) out: &'a mut Batch<'b>,
     pub(crate) span: SegmentId,
 }
 
-impl UserFields<'_> {
-    fn value(&self, field: &Field, value: Value) {
+impl UserFields<'_, '_> {
+    fn value(&mut self, field: &Field, value: Value) {
         if let Some(key) = key_for(field.name()) {
             let status = match value {
                 Value::U64(s) => Some(s),
@@ -107,11 +107,10 @@ impl UserFields<'_> {
             if let (Key::Http(HttpField::Status), Some(s)) = (key, status) {
                 let bits = status_flags(s);
                 if bits != 0 {
-                    self.emitter
-                        .push(attr(self.span, Key::Flags, Value::U64(bits)));
+                    self.out.push(attr(self.span, Key::Flags, Value::U64(bits)));
                 }
             }
-            self.emitter.push(attr(self.span, key, value));
+            self.out.push(attr(self.span, key, value));
         }
     }
 }
@@ -120,7 +119,7 @@ pub(crate) fn attr(span: SegmentId, key: Key, value: Value) -> Record {
     Record::new(span, Body::Attr { key, value })
 }
 
-impl Visit for UserFields<'_> {
+impl Visit for UserFields<'_, '_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.value(field, Value::I64(value));
     }
@@ -140,7 +139,7 @@ impl Visit for UserFields<'_> {
             {
                 return self.value(field, Value::U64(status));
             }
-            self.emitter.push_str(self.span, key, value);
+            self.out.push_str(self.span, key, value);
         }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -188,23 +187,21 @@ impl Visit for Find<'_> {
 
 /// The SDK's operation spans: `rpc.method` (or `operation`) is the operation,
 /// `rpc.service` (or `service`) the service when the span name does not carry it.
-pub(crate) struct SdkFields<'a> {
-    pub(crate) emitter: &'a Emitter,
+pub(crate) struct SdkFields<'a, 'b> {
+    pub(crate) out: &'a mut Batch<'b>,
     pub(crate) span: SegmentId,
     /// The span is `invoke`: the name comes from the service field.
     pub(crate) name_from_service: bool,
 }
 
-impl Visit for SdkFields<'_> {
+impl Visit for SdkFields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "rpc.method" | "operation" => {
-                self.emitter
-                    .push_str(self.span, Key::Aws("operation"), value);
+                self.out.push_str(self.span, Key::Aws("operation"), value);
             }
             "rpc.service" | "service" if self.name_from_service => {
-                self.emitter
-                    .push_str(self.span, Key::Name, service_name(value));
+                self.out.push_str(self.span, Key::Name, service_name(value));
             }
             _ => {}
         }

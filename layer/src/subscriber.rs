@@ -239,14 +239,15 @@ where
             return;
         };
         match (state.class, state.own) {
-            (Class::User, Some(own)) => values.record(&mut UserFields {
-                emitter: &self.emitter,
-                span: own,
+            (Class::User, Some(own)) => self.emitter.batch(|b| {
+                values.record(&mut UserFields { out: b, span: own });
             }),
-            (Class::Operation | Class::Invoke, Some(own)) => values.record(&mut SdkFields {
-                emitter: &self.emitter,
-                span: own,
-                name_from_service: state.flags & flag::NAMED_BY_SERVICE != 0,
+            (Class::Operation | Class::Invoke, Some(own)) => self.emitter.batch(|b| {
+                values.record(&mut SdkFields {
+                    out: b,
+                    span: own,
+                    name_from_service: state.flags & flag::NAMED_BY_SERVICE != 0,
+                });
             }),
             (Class::AwsMetadata, _) => {
                 if let Some(span) = ctx.span(id) {

@@ -1,7 +1,7 @@
 //! Spans that become documents: the open record, and a user span's fields.
 
 use tracing_core::span::{Attributes, Id};
-use xray_emitter::{Body, Key, Kind, Record, SegmentId, StaticName, clock};
+use xray_emitter::{Batch, Body, Key, Kind, Record, SegmentId, StaticName, clock};
 
 use super::XRaySubscriber;
 use super::placement::Placement;
@@ -10,10 +10,12 @@ use crate::fields::UserFields;
 use crate::states::{State, flag};
 
 impl XRaySubscriber {
-    /// Opens a span that becomes a document; returns its X-Ray id if it is
-    /// sampled, or `Err(sampled)` if the table was too full to follow it.
+    /// Opens a span that becomes a document, its open record written into
+    /// `b`; returns its X-Ray id if it is sampled, or `Err(sampled)` if the
+    /// table was too full to follow it.
     pub(super) fn open_document(
         &self,
+        b: &mut Batch<'_>,
         id: &Id,
         class: Class,
         p: Placement,
@@ -47,7 +49,7 @@ impl XRaySubscriber {
         }
         if let Some(own) = own {
             let kind = if p.segment { Kind::Segment } else { kind };
-            let opened = self.emitter.push(Record::new(
+            let opened = b.push(Record::new(
                 own,
                 Body::Open {
                     parent: p.anchor,
@@ -82,16 +84,22 @@ impl XRaySubscriber {
             return Ok(());
         };
         let segment = p.segment;
-        let Some(own) = self.open_document(id, Class::User, p, meta.name(), Kind::Local)? else {
-            return Ok(());
-        };
-        if segment && let Some(name) = &self.service_name {
-            self.emitter.push_str(own, Key::Name, name);
-        }
-        attrs.record(&mut UserFields {
-            emitter: &self.emitter,
-            span: own,
+        let mut opened = Ok(());
+        // The open record and the fields go to the sender together.
+        self.emitter.batch(|b| {
+            let own = match self.open_document(b, id, Class::User, p, meta.name(), Kind::Local) {
+                Ok(Some(own)) => own,
+                Ok(None) => return,
+                Err(sampled) => {
+                    opened = Err(sampled);
+                    return;
+                }
+            };
+            if segment && let Some(name) = &self.service_name {
+                b.push_str(own, Key::Name, name);
+            }
+            attrs.record(&mut UserFields { out: b, span: own });
         });
-        Ok(())
+        opened
     }
 }

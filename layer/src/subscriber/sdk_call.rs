@@ -53,36 +53,46 @@ impl XRaySubscriber {
         if named_by_service {
             p.flags |= flag::NAMED_BY_SERVICE;
         }
-        let own = match self.open_document(id, class, p, service, Kind::Aws) {
-            Ok(Some(own)) => own,
-            Ok(None) => return,
-            Err(sampled) => return self.mark_unfollowed(ctx, id, sampled),
-        };
-        attrs.record(&mut SdkFields {
-            emitter: &self.emitter,
-            span: own,
-            name_from_service: named_by_service,
-        });
-        // The innermost `aws_metadata` span's values win, then the layer's region.
-        let (mut region, mut table) = (None, None);
-        if self.metadata_open.load(Ordering::Relaxed) > 0
-            && let Some(pid) = parent_id
-        {
-            for span in ctx.span_scope(&pid).into_iter().flatten() {
-                if self.callsites.class(span.metadata()) != Class::AwsMetadata {
-                    continue;
+        let region_default = self.region.as_deref();
+        let mut unfollowed = None;
+        self.emitter.batch(|b| {
+            let own = match self.open_document(b, id, class, p, service, Kind::Aws) {
+                Ok(Some(own)) => own,
+                Ok(None) => return,
+                Err(sampled) => {
+                    unfollowed = Some(sampled);
+                    return;
                 }
-                if let Some(m) = span.extensions().get::<AwsMetadataFields>() {
-                    region = region.or(m.region);
-                    table = table.or(m.table_name);
+            };
+            attrs.record(&mut SdkFields {
+                out: b,
+                span: own,
+                name_from_service: named_by_service,
+            });
+            // The innermost `aws_metadata` span's values win, then the layer's region.
+            let (mut region, mut table) = (None, None);
+            if self.metadata_open.load(Ordering::Relaxed) > 0
+                && let Some(pid) = parent_id
+            {
+                for span in ctx.span_scope(&pid).into_iter().flatten() {
+                    if self.callsites.class(span.metadata()) != Class::AwsMetadata {
+                        continue;
+                    }
+                    if let Some(m) = span.extensions().get::<AwsMetadataFields>() {
+                        region = region.or(m.region);
+                        table = table.or(m.table_name);
+                    }
                 }
             }
-        }
-        if let Some(r) = region.as_deref().or(self.region.as_deref()) {
-            self.emitter.push_str(own, Key::Aws("region"), r);
-        }
-        if let Some(t) = table {
-            self.emitter.push_str(own, Key::Aws("table_name"), &t);
+            if let Some(r) = region.as_deref().or(region_default) {
+                b.push_str(own, Key::Aws("region"), r);
+            }
+            if let Some(t) = table {
+                b.push_str(own, Key::Aws("table_name"), &t);
+            }
+        });
+        if let Some(sampled) = unfollowed {
+            self.mark_unfollowed(ctx, id, sampled);
         }
     }
 }
