@@ -1,6 +1,7 @@
 //! Configuration: from the environment the X-Ray SDKs read, or explicit.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use xray_emitter::testing::Target;
@@ -34,6 +35,12 @@ pub struct Builder {
     pub(crate) concurrent: bool,
     pub(crate) context_missing: ContextMissing,
     pub(crate) sampling_rate: f64,
+    /// The daemon's TCP address (`host:port`), where sampling rules are
+    /// fetched; `None`: from `AWS_XRAY_DAEMON_ADDRESS` when built.
+    pub(crate) sampling_address: Option<String>,
+    /// `None`: on outside Lambda when a daemon address is known.
+    pub(crate) centralized_sampling: Option<bool>,
+    pub(crate) sampling_rules: Option<PathBuf>,
     pub(crate) report_errors: bool,
 }
 
@@ -54,6 +61,9 @@ impl Default for Builder {
             concurrent: false,
             context_missing: ContextMissing::LogError,
             sampling_rate: 0.05,
+            sampling_address: None,
+            centralized_sampling: None,
+            sampling_rules: None,
             report_errors: true,
         }
     }
@@ -79,6 +89,7 @@ impl Builder {
             lambda: env("AWS_LAMBDA_FUNCTION_NAME").is_some() || env("LAMBDA_TASK_ROOT").is_some(),
             concurrent: concurrency.is_some_and(|n| n > 1),
             context_missing,
+            sampling_rules: env("TRACING_XRAY_SAMPLING_RULES").map(PathBuf::from),
             ..Builder::default()
         }
     }
@@ -87,12 +98,14 @@ impl Builder {
     #[must_use]
     pub fn daemon(mut self, address: SocketAddr) -> Self {
         self.target = Some(Target::Addr(address));
+        self.sampling_address = Some(address.to_string());
         self
     }
 
     /// Sends to this daemon address (host names are resolved on the sender thread).
     #[must_use]
     pub fn daemon_address(mut self, address: DaemonAddress) -> Self {
+        self.sampling_address = Some(address.tcp.to_string());
         self.target = Some(Target::Host(address.udp));
         self
     }
@@ -160,6 +173,39 @@ impl Builder {
         self
     }
 
+    /// Whether the account's sampling rules (set in the X-Ray console) decide
+    /// which new traces are recorded, outside Lambda: fetched through the
+    /// daemon's TCP address (`AWS_XRAY_DAEMON_ADDRESS`'s `tcp:` part, or
+    /// the one address it names) at start and every five minutes, with
+    /// quotas every ten seconds. On by default outside Lambda whenever a
+    /// daemon address is known; in Lambda the function's segment decides.
+    #[must_use]
+    pub fn centralized_sampling(mut self, on: bool) -> Self {
+        self.centralized_sampling = Some(on);
+        self
+    }
+
+    /// Local sampling rules, in the X-Ray SDKs' file format (version 2, or
+    /// 1): used until centralized rules arrive, or instead of them when
+    /// centralized sampling is off or the daemon cannot be reached. Default:
+    /// the file `TRACING_XRAY_SAMPLING_RULES` names, if any.
+    #[must_use]
+    pub fn sampling_rules_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sampling_rules = Some(path.into());
+        self
+    }
+
+    /// The sampling setup this builder describes, `address` being the
+    /// daemon's TCP address if known.
+    pub(crate) fn sampling(&self, address: Option<String>) -> crate::sampling::Config {
+        let centralized = !self.lambda && self.centralized_sampling != Some(false);
+        crate::sampling::Config {
+            rate: self.sampling_rate,
+            centralized: address.filter(|_| centralized),
+            local_rules: self.sampling_rules.clone(),
+        }
+    }
+
     /// Whether send errors are printed to stderr, at most once a minute (default on).
     #[must_use]
     pub fn report_errors(mut self, on: bool) -> Self {
@@ -185,16 +231,21 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
     {
         let (emitter, guard) = self.emitter().start_with(make_transport)?;
-        Ok(XRaySubscriber::new(self, emitter, Some(guard)))
+        let sampling = self.sampling(self.sampling_address.clone());
+        Ok(XRaySubscriber::new(self, emitter, Some(guard), sampling))
     }
 
     /// Starts the sender thread and returns the layer.
     pub fn build(self) -> Result<XRaySubscriber, StartError> {
-        let target = match &self.target {
-            Some(t) => t.clone(),
-            None => Target::Host(DaemonAddress::from_env().map_err(StartError::Address)?.udp),
+        let (target, tcp) = match &self.target {
+            Some(t) => (t.clone(), self.sampling_address.clone()),
+            None => {
+                let address = DaemonAddress::from_env().map_err(StartError::Address)?;
+                (Target::Host(address.udp), Some(address.tcp.to_string()))
+            }
         };
         let (emitter, guard) = self.emitter().target(target).start()?;
-        Ok(XRaySubscriber::new(self, emitter, Some(guard)))
+        let sampling = self.sampling(tcp);
+        Ok(XRaySubscriber::new(self, emitter, Some(guard), sampling))
     }
 }

@@ -13,7 +13,7 @@ mod interceptor;
 pub mod lambda;
 mod metadata;
 mod propagation;
-mod sampler;
+mod sampling;
 mod states;
 mod subscriber;
 

@@ -13,6 +13,7 @@
 //! Lambda with no invocation span ever seen, a span without a parent reads
 //! `_X_AMZN_TRACE_ID`; the first span outside any trace prints one warning.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use crate::classify::{Callsites, Class};
 use crate::contexts::Contexts;
 use crate::fields::{self, Find, Message, SdkFields, UserFields, attr};
 use crate::metadata::AwsMetadataFields;
-use crate::sampler::Sampler;
+use crate::sampling::{self, Sampler};
 use crate::states::{State, StateCell, States, flag};
 
 mod documents;
@@ -55,7 +56,7 @@ pub struct XRaySubscriber {
     pub(crate) states: States,
     pub(crate) contexts: Contexts,
     callsites: Callsites,
-    sampler: Sampler,
+    sampler: Arc<Sampler>,
     service_name: Option<String>,
     region: Option<String>,
     lambda: bool,
@@ -88,7 +89,9 @@ impl Default for XRaySubscriber {
             Ok(layer) => layer,
             Err(e) => {
                 eprintln!("tracing-xray: {e}; no traces will be sent");
-                XRaySubscriber::new(Builder::from_env(), Emitter::disabled(), None)
+                let b = Builder::from_env();
+                let sampling = b.sampling(None);
+                XRaySubscriber::new(b, Emitter::disabled(), None, sampling)
             }
         }
     }
@@ -98,6 +101,7 @@ impl Default for XRaySubscriber {
 #[derive(Clone, Debug)]
 pub struct XRayHandle {
     emitter: Emitter,
+    sampler: Arc<Sampler>,
 }
 
 impl XRayHandle {
@@ -109,6 +113,13 @@ impl XRayHandle {
     /// What was sent, dropped, truncated, unsampled.
     pub fn stats(&self) -> Stats {
         self.emitter.stats()
+    }
+
+    /// Sampling rules fetched from X-Ray in force, its `Default` rule
+    /// included; 0 while local rules or the built-in default decide (before
+    /// the first answer, in Lambda, or without a reachable daemon).
+    pub fn sampling_rules(&self) -> usize {
+        self.sampler.centralized_rules()
     }
 
     /// Flushes and stops the sender thread (idempotent).
@@ -131,7 +142,12 @@ impl XRaySubscriber {
         Builder::from_env()
     }
 
-    pub(crate) fn new(b: Builder, emitter: Emitter, guard: Option<EmitterGuard>) -> Self {
+    pub(crate) fn new(
+        b: Builder,
+        emitter: Emitter,
+        guard: Option<EmitterGuard>,
+        sampling: sampling::Config,
+    ) -> Self {
         XRaySubscriber {
             instance: crate::current::new_instance(),
             emitter,
@@ -139,7 +155,7 @@ impl XRaySubscriber {
             states: States::new(b.open_spans.saturating_mul(4)),
             contexts: Contexts::new(256),
             callsites: Callsites::default(),
-            sampler: Sampler::new(b.sampling_rate),
+            sampler: Arc::new(Sampler::new(sampling)),
             service_name: b.service_name,
             region: b.region,
             lambda: b.lambda,
@@ -157,6 +173,7 @@ impl XRaySubscriber {
     pub fn handle(&self) -> XRayHandle {
         XRayHandle {
             emitter: self.emitter.clone(),
+            sampler: self.sampler.clone(),
         }
     }
 

@@ -15,6 +15,7 @@ use crate::builder::ContextMissing;
 use crate::classify::Class;
 use crate::contexts;
 use crate::fields::Find;
+use crate::sampling::RequestFields;
 use crate::states::{State, flag};
 
 /// Where a new span goes.
@@ -159,7 +160,14 @@ impl XRaySubscriber {
         let sampled = match decided {
             Some(Sampled::Yes) => true,
             Some(Sampled::No) => false,
-            _ => self.sampler.sample(),
+            _ => {
+                let mut fields = RequestFields::new(self.sampler.wants_attributes());
+                attrs.record(&mut fields);
+                let service = self.service_name.as_deref().unwrap_or(name);
+                let mut attributes = arrayvec::ArrayVec::new();
+                self.sampler
+                    .sample(&fields.request(service, &mut attributes))
+            }
         };
         let (flags, context) = self.enter_trace(sampled, extras);
         Some(Placement {
