@@ -193,6 +193,19 @@ impl Converter {
         (nanos.max(0) / 1000) as u64
     }
 
+    /// Whole seconds from this converter's anchor to `t` (0 before it): a
+    /// monotonic clock of its own, for counting requests per second
+    /// without reading the system clock.
+    pub fn seconds_since_anchor(&self, t: Ticks) -> u64 {
+        let delta_ticks = t.0.wrapping_sub(self.anchor_ticks) as i64;
+        let nanos = if self.tsc {
+            delta_ticks as f64 * self.nanos_per_tick
+        } else {
+            delta_ticks as f64
+        };
+        (nanos.max(0.0) / 1e9) as u64
+    }
+
     /// The current wall time in microseconds since the epoch.
     pub fn now_micros(&self) -> u64 {
         self.epoch_micros(now())

@@ -23,5 +23,7 @@ pub use builder::{Builder, ContextMissing};
 pub use interceptor::XRayInterceptor;
 pub use metadata::aws_metadata;
 pub use propagation::trace_header;
+#[doc(hidden)]
+pub use sampling::testing as sampling_testing;
 pub use subscriber::{XRayHandle, XRaySubscriber};
 pub use xray_emitter::{DaemonAddress, Flushed, StartError, Stats, Target, TraceHeader};

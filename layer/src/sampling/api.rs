@@ -245,11 +245,11 @@ mod tests {
         let v2 = br#"{"version":2,"rules":[{"description":"Player moves.","host":"*","http_method":"*","url_path":"/api/move/*","fixed_target":0,"rate":0.05}],"default":{"fixed_target":1,"rate":0.1}}"#;
         let (rules, default) = local(v2).unwrap();
         assert_eq!(&*rules[0].name, "Player moves.");
-        assert!(rules[0].url_path.matches("/api/move/up"));
+        assert!(rules[0].url_path.matches_any_case("/api/move/up"));
         assert!((default.state.fixed_rate() - 0.1).abs() < 1e-12);
         let v1 = br#"{"version":1,"rules":[{"service_name":"api.example.com","http_method":"GET","url_path":"*","fixed_target":2,"rate":1}],"default":{"fixed_target":1,"rate":0}}"#;
         let (rules, _) = local(v1).unwrap();
-        assert!(rules[0].host.matches("API.example.com"));
+        assert!(rules[0].host.matches_any_case("API.example.com"));
         assert!(local(br#"{"version":3,"default":{"fixed_target":1,"rate":0}}"#).is_err());
         assert!(
             local(br#"{"version":2,"rules":[]}"#).is_err(),

@@ -16,8 +16,17 @@ pub(crate) enum Pattern {
     Any,
     /// No wildcard: the text itself (lowercased).
     Exact(Box<str>),
-    /// Wildcards (lowercased).
-    Glob(Box<str>),
+    /// Wildcards (lowercased), with the lengths of the literal text before
+    /// the first wildcard and after the last `*`: most requests a rule does
+    /// not take differ there, and are turned away without the full match.
+    Glob {
+        pattern: Box<str>,
+        prefix: usize,
+        suffix: usize,
+        /// The only wildcard is one `*` (`/orders/*`, `*.internal`,
+        /// `api.*.com`): prefix and suffix decide alone.
+        one_star: bool,
+    },
 }
 
 impl Pattern {
@@ -25,19 +34,48 @@ impl Pattern {
         if pattern == "*" {
             Pattern::Any
         } else if pattern.contains(['*', '?']) {
-            Pattern::Glob(pattern.to_ascii_lowercase().into())
+            let lower = pattern.to_ascii_lowercase();
+            let prefix = lower.find(['*', '?']).unwrap_or(lower.len());
+            let suffix = match lower.rfind(['*', '?']) {
+                Some(i) if lower.as_bytes()[i] == b'*' => lower.len() - i - 1,
+                _ => 0,
+            };
+            let one_star = lower.matches(['*', '?']).count() == 1 && lower.contains('*');
+            Pattern::Glob {
+                pattern: lower.into(),
+                prefix,
+                suffix,
+                one_star,
+            }
         } else {
             Pattern::Exact(pattern.to_ascii_lowercase().into())
         }
     }
 
-    #[inline]
+    /// Whether `text`, in any ASCII case, matches.
+    #[inline(always)]
     pub(crate) fn matches(&self, text: &str) -> bool {
         match self {
             Pattern::Any => true,
-            Pattern::Exact(p) => p.eq_ignore_ascii_case(text),
-            Pattern::Glob(p) => glob(p.as_bytes(), text.as_bytes()),
+            Pattern::Exact(p) => eq_lower(text.as_bytes(), p.as_bytes()),
+            Pattern::Glob {
+                pattern,
+                prefix,
+                suffix,
+                one_star,
+            } => {
+                let (p, t) = (pattern.as_bytes(), text.as_bytes());
+                t.len() >= prefix + suffix
+                    && eq_lower(&t[..*prefix], &p[..*prefix])
+                    && eq_lower(&t[t.len() - suffix..], &p[p.len() - suffix..])
+                    && (*one_star || glob(p, t))
+            }
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn matches_any_case(&self, text: &str) -> bool {
+        self.matches(text)
     }
 }
 
@@ -69,6 +107,24 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
+/// `text` equals the lowercase `lower` but for ASCII case.
+#[inline(always)]
+fn eq_lower(text: &[u8], lower: &[u8]) -> bool {
+    text.len() == lower.len()
+        && text
+            .iter()
+            .zip(lower)
+            .all(|(t, l)| t.to_ascii_lowercase() == *l)
+}
+
+/// Eight bytes as a little-endian word.
+#[inline(always)]
+fn word(eight: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&eight[..8]);
+    u64::from_le_bytes(w)
+}
+
 /// What a rule looks at in a request, read from the root span's fields.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Request<'a> {
@@ -81,6 +137,95 @@ pub(crate) struct Request<'a> {
     pub(crate) path: &'a str,
     /// String fields of the root span, for rules with `Attributes`.
     pub(crate) attributes: &'a [(&'static str, &'a str)],
+}
+
+/// Up to eight bytes, lowercased, as one word (zero-padded), and the mask
+/// of the bytes taken.
+#[inline]
+fn pack(bytes: &[u8]) -> (u64, u64) {
+    if bytes.len() >= 8 {
+        return (lowercase(word(bytes)), u64::MAX);
+    }
+    let mut x = 0u64;
+    for (i, &b) in bytes.iter().enumerate() {
+        x |= u64::from(b) << (8 * i);
+    }
+    (lowercase(x), (1u64 << (8 * bytes.len())) - 1)
+}
+
+/// ASCII lowercase of eight bytes at once: `A`..=`Z` gain 0x20, every
+/// other byte (UTF-8 continuation bytes included) is left alone.
+#[inline]
+fn lowercase(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = x & LOW7;
+    // High bit of each byte: its low seven bits are >= 'A', resp. > 'Z'
+    // (no sum carries into the next byte: 0x7f + 0x3f < 0x100).
+    let at_least_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let above_z = low + 0x2525_2525_2525_2525;
+    let upper = at_least_a & !above_z & !x & HIGH;
+    x | (upper >> 2)
+}
+
+/// A rule's first test, in two word comparisons: its method (when exact
+/// and short) and the first bytes of its path. Most rules a request does
+/// not match fail here.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Quick {
+    /// The method packed, or 0 for any.
+    method: u64,
+    prefix: u64,
+    mask: u64,
+}
+
+/// The request's side of [`Quick`], packed once per decision.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QuickRequest {
+    method: u64,
+    path: u64,
+}
+
+impl QuickRequest {
+    pub(crate) fn new(r: &Request<'_>) -> QuickRequest {
+        let method = if r.method.len() <= 8 {
+            pack(r.method.as_bytes()).0
+        } else {
+            u64::MAX
+        };
+        QuickRequest {
+            method,
+            path: pack(r.path.as_bytes()).0,
+        }
+    }
+}
+
+impl Quick {
+    pub(crate) fn new(rule: &Rule) -> Quick {
+        let method = match &rule.http_method {
+            Pattern::Exact(m) if m.len() <= 8 && !m.is_empty() => pack(m.as_bytes()).0,
+            _ => 0,
+        };
+        let literal = match &rule.url_path {
+            Pattern::Exact(p) => p.as_bytes(),
+            Pattern::Glob {
+                pattern, prefix, ..
+            } => &pattern.as_bytes()[..*prefix],
+            Pattern::Any => &[],
+        };
+        let (prefix, mask) = pack(literal);
+        Quick {
+            method,
+            prefix,
+            mask,
+        }
+    }
+
+    /// `false` only if the rule cannot match (`true` says nothing).
+    #[inline(always)]
+    pub(crate) fn admits(&self, r: &QuickRequest) -> bool {
+        (self.method == 0 || self.method == r.method) && r.path & self.mask == self.prefix
+    }
 }
 
 /// One rule, prepared.
@@ -105,11 +250,12 @@ pub(crate) struct Rule {
 impl Rule {
     #[inline]
     pub(crate) fn matches(&self, r: &Request<'_>) -> bool {
+        // The cheap and telling tests first.
         self.any_resource
-            && self.url_path.matches(r.path)
             && self.http_method.matches(r.method)
-            && self.host.matches(r.host)
+            && self.url_path.matches(r.path)
             && self.service_name.matches(r.service)
+            && self.host.matches(r.host)
             && self.service_type.matches(r.service_type)
             && self.attributes.iter().all(|(key, pattern)| {
                 r.attributes
@@ -147,10 +293,16 @@ mod tests {
             ("**", "x", true),
             ("a?", "ab", true),
             ("a?", "a", false),
+            ("a*?", "a", false),
+            ("*?b", "xb", true),
+            ("?*b", "b", false),
+            ("ab*ab", "ab", false),
+            ("ab*ab", "abab", true),
+            ("/a/*x", "/a/x", true),
         ];
         for (pattern, text, expected) in cases {
             assert_eq!(
-                Pattern::new(pattern).matches(text),
+                Pattern::new(pattern).matches_any_case(text),
                 expected,
                 "{pattern} ~ {text}"
             );
@@ -161,6 +313,16 @@ mod tests {
     fn a_long_hostile_glob_stays_linear_in_space_and_terminates() {
         let p = Pattern::new(&"*a".repeat(50));
         let text = "a".repeat(2000) + "b";
+        assert!(!glob(b"*a*a*a*a*a*a*a*a*a*a*a", text.as_bytes()));
         assert!(!p.matches(&text));
+    }
+
+    #[test]
+    fn eight_bytes_lowercase_as_one_byte_at_a_time_does() {
+        for b in 0..=255u8 {
+            let x = u64::from_le_bytes([b, b'Q', 0xc3, b'@', b'[', b'a', b'Z', b]);
+            let expected = u64::from_le_bytes(x.to_le_bytes().map(|c| c.to_ascii_lowercase()));
+            assert_eq!(lowercase(x), expected, "{b:#x}");
+        }
     }
 }
