@@ -165,8 +165,9 @@ impl Builder {
         self
     }
 
-    /// The share of requests sampled after the first of each second, outside
-    /// Lambda (default 0.05).
+    /// The default rule's rate outside Lambda: the share of requests
+    /// sampled after the first of each second when neither X-Ray's rules
+    /// nor local ones apply (default 0.05).
     #[must_use]
     pub fn sampling_rate(mut self, rate: f64) -> Self {
         self.sampling_rate = rate;

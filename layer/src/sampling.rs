@@ -124,13 +124,13 @@ struct Shared {
 }
 
 impl Shared {
-    fn install(&self, snapshot: Snapshot) {
+    fn install(&self, snapshot: Arc<Snapshot>) {
         let centralized = if snapshot.centralized {
             snapshot.rules.len() + 1
         } else {
             0
         };
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
         self.centralized_rules.store(centralized, Ordering::Relaxed);
         self.version.fetch_add(1, Ordering::Release);
     }
@@ -184,15 +184,16 @@ impl Sampler {
                 ),
             }
         }
+        let local = Arc::new(Snapshot::new(local, default, false));
         let shared = Arc::new(Shared {
             id: IDS.fetch_add(1, Ordering::Relaxed),
-            current: Mutex::new(Arc::new(Snapshot::new(local, default, false))),
+            current: Mutex::new(local.clone()),
             version: AtomicU64::new(0),
             centralized_rules: AtomicUsize::new(0),
         });
         let poller = config
             .centralized
-            .and_then(|address| poller::Poller::start(shared.clone(), address));
+            .and_then(|address| poller::Poller::start(shared.clone(), local, address));
         Sampler {
             shared,
             _poller: poller,

@@ -199,6 +199,20 @@ mod tests {
         assert_eq!(next, None);
         assert_eq!(rules[1].http_method, Pattern::Exact("get".into()));
         assert_eq!(rules[1].attributes.len(), 1);
+        let request = |attributes| super::super::Request {
+            service: "shop",
+            service_type: "",
+            host: "h",
+            method: "GET",
+            path: "/orders/1",
+            attributes,
+        };
+        assert!(rules[1].matches(&request(&[("tier", "gold")])));
+        assert!(!rules[1].matches(&request(&[("tier", "bronze")])));
+        assert!(
+            !rules[1].matches(&request(&[])),
+            "a rule's attributes must all be there"
+        );
         rules[1].state.decide(1, 0);
         let known: Vec<&Rule> = rules.iter().collect();
         let (again, _) = super::rules(RULES.as_bytes(), &known).unwrap();

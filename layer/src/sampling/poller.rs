@@ -22,6 +22,10 @@ const FIRST_REPORT: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(10);
 /// One exchange with the proxy, at most.
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// Rules not refreshed for this long are dropped for the local ones (or
+/// the default), as the official SDKs do: an operator's change must not be
+/// ignored for good because the daemon went away.
+const RULES_EXPIRE: Duration = Duration::from_secs(3600);
 /// Pages of rules read, at most (X-Ray returns 100 rules a page).
 const MAX_PAGES: usize = 10;
 
@@ -40,12 +44,16 @@ impl Drop for Poller {
 }
 
 impl Poller {
-    pub(crate) fn start(shared: Arc<Shared>, address: String) -> Option<Poller> {
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        local: Arc<Snapshot>,
+        address: String,
+    ) -> Option<Poller> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
             .name("tracing-xray-sampling".into())
-            .spawn(move || Polling::new(shared, address).run(&flag))
+            .spawn(move || Polling::new(shared, local, address).run(&flag))
             .map_err(|e| {
                 eprintln!("tracing-xray: no sampling rules poller ({e}); the default rule applies")
             })
@@ -92,6 +100,10 @@ impl std::fmt::Display for Failure {
 
 struct Polling {
     shared: Arc<Shared>,
+    /// What decides without X-Ray's rules.
+    local: Arc<Snapshot>,
+    /// When X-Ray's rules were last fetched.
+    fetched: Option<Instant>,
     address: String,
     /// When the rules in force were fetched (Unix seconds); 0: never.
     fetched_at: f64,
@@ -99,9 +111,11 @@ struct Polling {
 }
 
 impl Polling {
-    fn new(shared: Arc<Shared>, address: String) -> Polling {
+    fn new(shared: Arc<Shared>, local: Arc<Snapshot>, address: String) -> Polling {
         Polling {
             shared,
+            local,
+            fetched: None,
             address,
             fetched_at: 0.0,
             reported: false,
@@ -126,6 +140,13 @@ impl Polling {
                         now + RETRY
                     }
                 };
+            }
+            if self
+                .fetched
+                .is_some_and(|at| now.duration_since(at) > RULES_EXPIRE)
+            {
+                self.fetched = None;
+                self.shared.install(self.local.clone());
             }
             if now >= targets_due {
                 targets_due = match self.report() {
@@ -188,8 +209,10 @@ impl Polling {
         }
         // Without an X-Ray `Default` among them, the default in force stays.
         let default = previous.default.clone();
-        self.shared.install(Snapshot::new(rules, default, true));
+        self.shared
+            .install(Arc::new(Snapshot::new(rules, default, true)));
         self.fetched_at = epoch();
+        self.fetched = Some(Instant::now());
         Ok(())
     }
 

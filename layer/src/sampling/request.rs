@@ -96,7 +96,11 @@ impl RequestFields {
     }
 
     fn text(&mut self, field: &Field, value: &str) {
-        match field.name() {
+        self.text_named(field.name(), value);
+    }
+
+    fn text_named(&mut self, name: &'static str, value: &str) {
+        match name {
             "http.request.method" | "http.method" => put(&mut self.method, value),
             "url.path" | "http.target" => put(&mut self.path, value),
             "server.address" | "http.host" | "net.host.name" => put(&mut self.host, value),
@@ -121,5 +125,66 @@ impl Visit for RequestFields {
         let _ = write!(Cut(&mut text), "{value:?}");
         let text = text.trim_matches('"');
         self.text(field, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampling::rules::Pattern;
+
+    /// A root span's fields, current or older names, as rules see them.
+    #[test]
+    fn fields_become_the_request_rules_match() {
+        let cases: &[(&[(&str, &str)], (&str, &str, &str))] = &[
+            (
+                &[
+                    ("http.request.method", "GET"),
+                    ("url.path", "/orders/7?x=1"),
+                    ("server.address", "shop.example.com"),
+                ],
+                ("GET", "/orders/7", "shop.example.com"),
+            ),
+            (
+                &[
+                    ("http.method", "POST"),
+                    ("http.target", "/cart#top"),
+                    ("http.host", "h"),
+                ],
+                ("POST", "/cart", "h"),
+            ),
+            (
+                &[
+                    ("http.request.method", "PUT"),
+                    ("url.full", "https://user@api.example.com:8443/v1/items?q=2"),
+                ],
+                ("PUT", "/v1/items", "api.example.com"),
+            ),
+            (
+                &[("http.url", "http://example.com")],
+                ("", "", "example.com"),
+            ),
+        ];
+        for (fields, (method, path, host)) in cases {
+            let mut f = RequestFields::new(false);
+            for (name, value) in *fields {
+                f.text_named(name, value);
+            }
+            let mut attributes = ArrayVec::new();
+            let r = f.request("svc", &mut attributes);
+            assert_eq!(
+                (r.method, r.path, r.host),
+                (*method, *path, *host),
+                "{fields:?}"
+            );
+        }
+        // Attributes, when some rule wants them, match case-blind.
+        let mut f = RequestFields::new(true);
+        f.text_named("tier", "Gold");
+        let mut attributes = ArrayVec::new();
+        let r = f.request("svc", &mut attributes);
+        assert_eq!(r.attributes, &[("tier", "Gold")]);
+        assert!(Pattern::new("gold").matches(r.attributes[0].1));
+        assert!(!Pattern::new("silver").matches(r.attributes[0].1));
     }
 }
