@@ -136,7 +136,8 @@ mod tests {
     /// A root span's fields, current or older names, as rules see them.
     #[test]
     fn fields_become_the_request_rules_match() {
-        let cases: &[(&[(&str, &str)], (&str, &str, &str))] = &[
+        type Fields = &'static [(&'static str, &'static str)];
+        let cases: &[(Fields, (&str, &str, &str))] = &[
             (
                 &[
                     ("http.request.method", "GET"),
