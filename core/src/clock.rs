@@ -203,7 +203,7 @@ impl Converter {
         } else {
             delta_ticks as f64
         };
-        (nanos.max(0.0) / 1e9) as u64
+        (nanos.max(0.0) * 1e-9) as u64
     }
 
     /// The current wall time in microseconds since the epoch.

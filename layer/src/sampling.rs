@@ -207,8 +207,11 @@ impl Sampler {
 
     /// Whether to record a new trace for `request`.
     pub(crate) fn sample(&self, request: &Request<'_>) -> bool {
-        let random = SegmentId::random().get();
-        self.with_snapshot(|s| s.rule(request).state.decide(now(), random))
+        self.with_snapshot(|s| {
+            s.rule(request)
+                .state
+                .decide(now(), || SegmentId::random().get())
+        })
     }
 
     /// Rules fetched from X-Ray in force (their `Default` included); 0 while
@@ -270,8 +273,10 @@ pub mod testing {
                 path,
                 attributes: &[],
             };
-            let random = SegmentId::random().get();
-            self.0.rule(&request).state.decide(now(), random)
+            self.0
+                .rule(&request)
+                .state
+                .decide(now(), || SegmentId::random().get())
         }
 
         /// The name of the rule that decides such a request.

@@ -213,7 +213,7 @@ mod tests {
             !rules[1].matches(&request(&[])),
             "a rule's attributes must all be there"
         );
-        rules[1].state.decide(1, 0);
+        rules[1].state.decide(1, || 0);
         let known: Vec<&Rule> = rules.iter().collect();
         let (again, _) = super::rules(RULES.as_bytes(), &known).unwrap();
         assert!(Arc::ptr_eq(&again[1].state, &rules[1].state));

@@ -30,10 +30,22 @@ pub(crate) struct Taken {
     pub(crate) borrowed: u64,
 }
 
+/// The rate as a bound on a uniform `u64`: sampled below it (always at `u64::MAX`).
+fn threshold(rate: f64) -> u64 {
+    let rate = f64::from_bits(bits(rate));
+    if rate >= 1.0 {
+        u64::MAX
+    } else {
+        (rate * u64::MAX as f64) as u64
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct RuleState {
     /// The rate applied once the reservoir is spent.
     fixed_rate: AtomicU64,
+    /// The same rate as [`threshold`] gives it: an integer comparison per decision.
+    threshold: AtomicU64,
     /// Requests a second the reservoir takes: X-Ray's quota, or a local
     /// rule's `fixed_target`.
     quota: AtomicU64,
@@ -69,6 +81,7 @@ impl RuleState {
     fn new(fixed_rate: f64, quota: u64, quota_until: u64) -> RuleState {
         RuleState {
             fixed_rate: AtomicU64::new(bits(fixed_rate)),
+            threshold: AtomicU64::new(threshold(fixed_rate)),
             quota: AtomicU64::new(quota.min(USED_MASK)),
             quota_until: AtomicU64::new(quota_until),
             window: AtomicU64::new(0),
@@ -80,7 +93,7 @@ impl RuleState {
 
     /// A target from X-Ray: the rate, and a quota valid until `until`.
     pub(crate) fn set_target(&self, fixed_rate: f64, quota: Option<(u64, u64)>, interval: u64) {
-        self.fixed_rate.store(bits(fixed_rate), Ordering::Relaxed);
+        self.set_rate(fixed_rate);
         if let Some((quota, until)) = quota {
             self.quota.store(quota.min(USED_MASK), Ordering::Relaxed);
             self.quota_until.store(until, Ordering::Release);
@@ -91,15 +104,18 @@ impl RuleState {
     /// The rate a newer version of the rule brings (its quota stays).
     pub(crate) fn set_rate(&self, fixed_rate: f64) {
         self.fixed_rate.store(bits(fixed_rate), Ordering::Relaxed);
+        self.threshold
+            .store(threshold(fixed_rate), Ordering::Relaxed);
     }
 
     pub(crate) fn fixed_rate(&self) -> f64 {
         f64::from_bits(self.fixed_rate.load(Ordering::Relaxed))
     }
 
-    /// Decides one request at second `now`; `random` is uniform over `u64`.
+    /// Decides one request at second `now`; `random` draws a uniform `u64`
+    /// (only if the reservoir does not take the request).
     #[inline]
-    pub(crate) fn decide(&self, now: u64, random: u64) -> bool {
+    pub(crate) fn decide(&self, now: u64, random: impl FnOnce() -> u64) -> bool {
         self.counts.requests.fetch_add(1, Ordering::Relaxed);
         let until = self.quota_until.load(Ordering::Acquire);
         let taken = if until == 0 || now >= until {
@@ -112,8 +128,10 @@ impl RuleState {
         } else {
             self.take(now, self.quota.load(Ordering::Relaxed))
         };
-        let rate = self.fixed_rate();
-        let sampled = taken || rate >= 1.0 || (random as f64) < rate * u64::MAX as f64;
+        let sampled = taken || {
+            let threshold = self.threshold.load(Ordering::Relaxed);
+            threshold == u64::MAX || random() < threshold
+        };
         if sampled {
             self.counts.sampled.fetch_add(1, Ordering::Relaxed);
         }
@@ -168,9 +186,9 @@ mod tests {
     #[test]
     fn a_quota_is_taken_once_per_request_a_second_then_the_rate() {
         let s = RuleState::local(3, 0.0);
-        let taken: Vec<bool> = (0..5).map(|_| s.decide(10, u64::MAX)).collect();
+        let taken: Vec<bool> = (0..5).map(|_| s.decide(10, || u64::MAX)).collect();
         assert_eq!(taken, [true, true, true, false, false]);
-        assert!(s.decide(11, u64::MAX), "a new second, a new quota");
+        assert!(s.decide(11, || u64::MAX), "a new second, a new quota");
         assert_eq!(
             s.take_counts(),
             Taken {
@@ -185,15 +203,15 @@ mod tests {
     #[test]
     fn without_a_target_one_a_second_is_borrowed_then_the_rate_applies() {
         let s = RuleState::centralized(0.5);
-        assert!(s.decide(5, u64::MAX), "borrowed");
-        assert!(!s.decide(5, u64::MAX), "over the rate");
-        assert!(s.decide(5, 0), "under the rate");
-        assert!(s.decide(6, u64::MAX), "the next second borrows again");
+        assert!(s.decide(5, || u64::MAX), "borrowed");
+        assert!(!s.decide(5, || u64::MAX), "over the rate");
+        assert!(s.decide(5, || 0), "under the rate");
+        assert!(s.decide(6, || u64::MAX), "the next second borrows again");
         let c = s.take_counts();
         assert_eq!((c.requests, c.sampled, c.borrowed), (4, 3, 2));
         // A target: two a second until second 20, no borrowing meanwhile.
         s.set_target(0.0, Some((2, 20)), 10);
-        let at = |now| (0..4).filter(|_| s.decide(now, u64::MAX)).count();
+        let at = |now| (0..4).filter(|_| s.decide(now, || u64::MAX)).count();
         assert_eq!(at(7), 2);
         assert_eq!(at(19), 2);
         assert_eq!(at(20), 1, "expired: one borrowed");
@@ -206,7 +224,7 @@ mod tests {
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let s = s.clone();
-                std::thread::spawn(move || (0..1000).filter(|_| s.decide(42, u64::MAX)).count())
+                std::thread::spawn(move || (0..1000).filter(|_| s.decide(42, || u64::MAX)).count())
             })
             .collect();
         let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
