@@ -108,6 +108,7 @@ impl RuleState {
             .store(threshold(fixed_rate), Ordering::Relaxed);
     }
 
+    #[cfg(test)]
     pub(crate) fn fixed_rate(&self) -> f64 {
         f64::from_bits(self.fixed_rate.load(Ordering::Relaxed))
     }
