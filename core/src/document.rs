@@ -9,7 +9,7 @@ use arrayvec::ArrayVec;
 
 use crate::id::{SegmentId, TraceId};
 use crate::json::{JsonWriter, Seq};
-use crate::record::{FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, HttpField, Key, Kind};
+use crate::record::{FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, HttpField, Key, Kind, SqlField};
 use crate::span::{Span, Stored};
 
 /// The daemon's header line, compact form.
@@ -112,6 +112,7 @@ pub(crate) fn write_own(
         }
     }
     write_http(w, span, trim);
+    write_sql(w, span, trim);
     write_aws(w, span, trim);
     write_cause(w, span, trim);
     write_annotations(w, span, trim);
@@ -287,6 +288,31 @@ fn write_annotations(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
         write_value(w, span, plain(attr.value), max);
     }
     w.end(annotations);
+}
+
+/// `sql`: what is known of a database call; every member a string.
+fn write_sql(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
+    let mut sql = Seq::lazy_object(b",\"sql\":{");
+    for (name, field) in [
+        ("url", SqlField::Url),
+        ("database_type", SqlField::DatabaseType),
+        ("database_version", SqlField::DatabaseVersion),
+        ("driver_version", SqlField::DriverVersion),
+        ("user", SqlField::User),
+        ("sanitized_query", SqlField::SanitizedQuery),
+        ("preparation", SqlField::Preparation),
+    ] {
+        if let Some(v) = find(span, Key::Sql(field)) {
+            w.field(&mut sql, name);
+            // `user` is bounded by the schema; a query may be long.
+            let max = match field {
+                SqlField::SanitizedQuery => trim.max_chars,
+                _ => trim.max_chars.min(MAX_HTTP_CHARS),
+            };
+            write_string_value(w, span, v, max);
+        }
+    }
+    w.end(sql);
 }
 
 fn write_http(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {

@@ -38,7 +38,7 @@ pub use address::{AddressError, DaemonAddress, HostPort};
 pub use emitter::{Batch, Emitter, EmitterBuilder, EmitterGuard, Flushed, StartError};
 pub use header::{HeaderError, Sampled, TraceHeader};
 pub use id::{SegmentId, TraceId};
-pub use record::{Body, HttpField, Key, Kind, Record, StaticName, Value};
+pub use record::{Body, HttpField, Key, Kind, Record, SqlField, StaticName, Value};
 pub use socket::Target;
 pub use span::MAX_ATTRS;
 pub use stats::Stats;

@@ -108,6 +108,26 @@ pub enum HttpField {
     ContentLength,
 }
 
+/// A field of the `sql` object (a call to a database).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SqlField {
+    /// `sql.url`: where the database is (`host:port/database`, never credentials).
+    Url,
+    /// `sql.database_type`: X-Ray's name for the engine (`PostgreSQL`, `MySQL`, …).
+    DatabaseType,
+    /// `sql.database_version`
+    DatabaseVersion,
+    /// `sql.driver_version`
+    DriverVersion,
+    /// `sql.user`
+    User,
+    /// `sql.sanitized_query`: the query, with its values left out by the caller.
+    SanitizedQuery,
+    /// `sql.preparation`: `statement` or `call`.
+    Preparation,
+}
+
 /// Where a value goes in the document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -120,6 +140,12 @@ pub enum Key {
     Aws(&'static str),
     /// A field of `http`.
     Http(HttpField),
+    /// A field of `sql`.
+    Sql(SqlField),
+    /// Marks a local subsegment as a call to another service, written with
+    /// `namespace: "remote"` (the value is ignored): what a span's fields
+    /// reveal only after it was opened.
+    Remote,
     /// Replaces the name given at open (e.g. a service name known only at run time).
     Name,
     /// Starts a new entry of `cause.exceptions` whose message is the value.

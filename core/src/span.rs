@@ -148,6 +148,12 @@ impl Span {
                 return;
             }
             (Key::Flags, _) => return,
+            (Key::Remote, _) => {
+                if self.kind == Kind::Local {
+                    self.kind = Kind::Remote;
+                }
+                return;
+            }
             _ => {}
         }
         let stored = match *value {

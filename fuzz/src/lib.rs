@@ -5,8 +5,8 @@
 use arbitrary::Unstructured;
 use xray_emitter::testing::{Assembler, TableConfig};
 use xray_emitter::{
-    Body, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, TraceHeader, TraceId, Value,
-    clock::Ticks, record::MAX_VALUE_BYTES,
+    Body, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, SqlField, TraceHeader, TraceId,
+    Value, clock::Ticks, record::MAX_VALUE_BYTES,
 };
 
 /// Keys with everything a field name can be: ordinary, dotted, empty,
@@ -230,7 +230,7 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
         let mut mine: Vec<(&'static str, serde_json::Value)> = Vec::new();
         for _ in 0..u.int_in_range(0..=40usize)? {
             let k = KEYS[u.choose_index(KEYS.len())?];
-            let key = match u.int_in_range(0..=7u8)? {
+            let key = match u.int_in_range(0..=9u8)? {
                 0 => Key::Annotation(k),
                 1 => Key::Aws(k),
                 2 => Key::Http(HttpField::Status),
@@ -240,6 +240,10 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
                 },
                 5 => Key::ExceptionType,
                 6 => Key::Flags,
+                7 => Key::Sql(
+                    [SqlField::Url, SqlField::User, SqlField::SanitizedQuery][u.choose_index(3)?],
+                ),
+                8 => Key::Remote,
                 _ => Key::Metadata(k),
             };
             let (v, text) = value(u)?;

@@ -8,6 +8,7 @@
 //! | `http.status_code`, `http.response.status_code` | `http.response.status` (and the error/fault/throttle flags) |
 //! | `xray.name`, `otel.name` | the subsegment's name |
 //! | `xray.trace_header` | (root span) the incoming `X-Amzn-Trace-Id` |
+//! | `otel.kind = "client"` with HTTP fields, or `db.system` | a `remote` subsegment (see `crate::remote`) |
 //! | anything else | `metadata.default.<name>` |
 //!
 //! Strings, integers, floats and booleans are copied as they are. A field
@@ -20,6 +21,8 @@ use arrayvec::ArrayString;
 use tracing_core::field::{Field, Visit};
 use xray_emitter::record::{FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, MAX_VALUE_BYTES};
 use xray_emitter::{Batch, Body, HttpField, Key, Record, SegmentId, Value};
+
+use crate::remote::Remote;
 
 /// Formatted text, cut a little past the longest value kept (so the cut is seen and counted).
 pub(crate) type Text = ArrayString<{ MAX_VALUE_BYTES + 4 }>;
@@ -94,6 +97,8 @@ pub(crate) fn status_flags(status: u64) -> u64 {
 pub(crate) struct UserFields<'a, 'b> {
     pub(crate) out: &'a mut Batch<'b>,
     pub(crate) span: SegmentId,
+    /// At a span's creation: what its fields say of a remote call.
+    pub(crate) remote: Option<&'a mut Remote>,
 }
 
 impl UserFields<'_, '_> {
@@ -121,9 +126,15 @@ pub(crate) fn attr(span: SegmentId, key: Key, value: Value) -> Record {
 
 impl Visit for UserFields<'_, '_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
+        if let (Some(remote), Ok(v)) = (self.remote.as_deref_mut(), u64::try_from(value)) {
+            remote.note_u64(field.name(), v);
+        }
         self.value(field, Value::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
+        if let Some(remote) = self.remote.as_deref_mut() {
+            remote.note_u64(field.name(), value);
+        }
         self.value(field, Value::U64(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -133,6 +144,11 @@ impl Visit for UserFields<'_, '_> {
         self.value(field, Value::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
+        if let Some(remote) = self.remote.as_deref_mut()
+            && let Some(key) = remote.note_str(field.name(), value)
+        {
+            self.out.push_str(self.span, key, value);
+        }
         if let Some(key) = key_for(field.name()) {
             if key == Key::Http(HttpField::Status)
                 && let Ok(status) = value.trim().parse::<u64>()

@@ -13,6 +13,7 @@ mod interceptor;
 pub mod lambda;
 mod metadata;
 mod propagation;
+mod remote;
 mod sampling;
 mod states;
 mod subscriber;

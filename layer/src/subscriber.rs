@@ -257,7 +257,11 @@ where
         };
         match (state.class, state.own) {
             (Class::User, Some(own)) => self.emitter.batch(|b| {
-                values.record(&mut UserFields { out: b, span: own });
+                values.record(&mut UserFields {
+                    out: b,
+                    span: own,
+                    remote: None,
+                });
             }),
             (Class::Operation | Class::Invoke, Some(own)) => self.emitter.batch(|b| {
                 values.record(&mut SdkFields {

@@ -7,6 +7,7 @@ use super::XRaySubscriber;
 use super::placement::Placement;
 use crate::classify::Class;
 use crate::fields::UserFields;
+use crate::remote::Remote;
 use crate::states::{State, flag};
 
 impl XRaySubscriber {
@@ -98,7 +99,13 @@ impl XRaySubscriber {
             if segment && let Some(name) = &self.service_name {
                 b.push_str(own, Key::Name, name);
             }
-            attrs.record(&mut UserFields { out: b, span: own });
+            let mut remote = Remote::default();
+            attrs.record(&mut UserFields {
+                out: b,
+                span: own,
+                remote: Some(&mut remote),
+            });
+            remote.finish(b, own, meta.name());
         });
         opened
     }
