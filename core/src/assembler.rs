@@ -100,6 +100,13 @@ impl<T: Transport> Assembler<T> {
         self.out.transport_mut().reopen();
     }
 
+    /// Reports the open spans of traces whose deadline has come (see
+    /// [`Body::Deadline`](crate::Body::Deadline)) in progress.
+    pub fn report_deadlines(&mut self) {
+        let now = self.clock.epoch_micros(crate::clock::now());
+        self.table.report_due(now, &mut self.out);
+    }
+
     /// Re-reads the clock anchor if it is older than `max_age`.
     pub fn refresh_clock(&mut self, max_age: Duration) {
         self.clock.refresh(max_age);

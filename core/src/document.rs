@@ -137,10 +137,19 @@ fn write_kind(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
                     write_string_value(w, span, value, trim.max_chars.min(MAX_HTTP_CHARS));
                 }
             }
+            if let Some(value) = find(span, Key::ServiceVersion) {
+                w.raw(b",\"service\":{\"version\":");
+                write_string_value(w, span, value, trim.max_chars.min(MAX_HTTP_CHARS));
+                w.raw(b"}");
+            }
+            return;
         }
         Kind::Aws => w.raw(b",\"namespace\":\"aws\""),
         Kind::Remote => w.raw(b",\"namespace\":\"remote\""),
         Kind::Local => {}
+    }
+    if let Some(true) = find(span, Key::Traced).and_then(as_bool) {
+        w.raw(b",\"traced\":true");
     }
 }
 
@@ -220,6 +229,16 @@ fn plain(value: Stored) -> Stored {
             json: false,
         },
         other => other,
+    }
+}
+
+/// A value where X-Ray wants a boolean, if it is one (`1` and `0` count).
+fn as_bool(value: Stored) -> Option<bool> {
+    match value {
+        Stored::Bool(b) => Some(b),
+        Stored::U64(n) if n <= 1 => Some(n == 1),
+        Stored::I64(n) if (0..=1).contains(&n) => Some(n == 1),
+        _ => None,
     }
 }
 
@@ -320,7 +339,13 @@ fn write_http(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
     let get = |f| find(span, Key::Http(f));
     let mut http = Seq::lazy_object(b",\"http\":{");
     let mut request = Seq::lazy_object(b"\"request\":{");
-    for (name, field) in [("method", HttpField::Method), ("url", HttpField::Url)] {
+    let strings = [
+        ("method", HttpField::Method),
+        ("url", HttpField::Url),
+        ("user_agent", HttpField::UserAgent),
+        ("client_ip", HttpField::ClientIp),
+    ];
+    for (name, field) in strings {
         if let Some(v) = get(field) {
             if request.is_empty() {
                 w.member(&mut http);
@@ -328,6 +353,13 @@ fn write_http(w: &mut JsonWriter<'_>, span: &Span, trim: Trim) {
             w.field(&mut request, name);
             write_string_value(w, span, v, max);
         }
+    }
+    if let Some(true) = get(HttpField::XForwardedFor).and_then(as_bool) {
+        if request.is_empty() {
+            w.member(&mut http);
+        }
+        w.field(&mut request, "x_forwarded_for");
+        w.bool(true);
     }
     w.end(request);
     let mut response = Seq::lazy_object(b"\"response\":{");

@@ -97,6 +97,7 @@ pub enum Kind {
 
 /// A field of the `http` object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HttpField {
     /// `http.request.method`
     Method,
@@ -106,6 +107,13 @@ pub enum HttpField {
     Status,
     /// `http.response.content_length`
     ContentLength,
+    /// `http.request.client_ip`: the caller's address (segments).
+    ClientIp,
+    /// `http.request.user_agent`
+    UserAgent,
+    /// `http.request.x_forwarded_for`: `client_ip` came from the
+    /// `X-Forwarded-For` header, not the connection (a boolean).
+    XForwardedFor,
 }
 
 /// A field of the `sql` object (a call to a database).
@@ -164,6 +172,11 @@ pub enum Key {
     User,
     /// `origin` (segments), e.g. `AWS::EC2::Instance`.
     Origin,
+    /// `service.version` (segments): the version of the program.
+    ServiceVersion,
+    /// `traced` (calls): the trace header went downstream with the call, so
+    /// the service called continues this trace (a boolean).
+    Traced,
 }
 
 /// Set in `Inline::total` when the producer cut the value.
@@ -274,6 +287,16 @@ pub enum Body {
     EndTrace {
         /// The trace id.
         trace: TraceId,
+    },
+    /// If `trace` has not ended by `at` (microseconds since the Unix epoch),
+    /// its open spans are reported as in progress then, with their closed
+    /// children: what a Lambda invocation about to time out has done so far.
+    /// Spans that close afterwards are sent complete, replacing the report.
+    Deadline {
+        /// The trace id.
+        trace: TraceId,
+        /// When to report, in microseconds since the Unix epoch.
+        at: u64,
     },
 }
 

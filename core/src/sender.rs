@@ -363,6 +363,7 @@ impl Passes {
                 break;
             }
         }
+        assembler.report_deadlines();
         assembler.send();
         self.forget_finished(shared);
     }

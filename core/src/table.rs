@@ -72,8 +72,15 @@ pub(crate) struct SpanTable {
     seq: u64,
     /// The last span looked up: its records usually come one after another.
     last: Option<(SegmentId, u32)>,
+    /// Traces to report in progress at a time (epoch microseconds) unless
+    /// they end first: Lambda invocations and their deadlines.
+    deadlines: ArrayVec<(TraceId, u64), MAX_DEADLINES>,
     counters: Arc<Counters>,
 }
+
+/// Deadlines followed at once: one per invocation running concurrently in
+/// a sandbox. Past this the earliest registered gives way.
+const MAX_DEADLINES: usize = 64;
 
 impl std::fmt::Debug for SpanTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,6 +107,7 @@ impl SpanTable {
             scratch: vec![0u8; ENTITY_MAX].into_boxed_slice(),
             seq: 0,
             last: None,
+            deadlines: ArrayVec::new(),
             counters,
         }
     }
@@ -117,7 +125,27 @@ impl SpanTable {
         }
         self.last = None;
         self.seq = 0;
+        self.deadlines.clear();
         held
+    }
+
+    /// Reports the open spans of every trace whose deadline is at or before
+    /// `now` (epoch microseconds) in progress, once.
+    pub(crate) fn report_due<T: Transport>(&mut self, now: u64, out: &mut Outbox<T>) {
+        let mut i = 0;
+        while i < self.deadlines.len() {
+            let (trace, at) = self.deadlines[i];
+            if at <= now {
+                self.deadlines.swap_remove(i);
+                self.report_open(Some(trace), out);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn forget_deadline(&mut self, trace: TraceId) {
+        self.deadlines.retain(|(t, _)| *t != trace);
     }
 
     /// Spans open now.
@@ -188,7 +216,17 @@ impl SpanTable {
                 }
                 None => return false,
             },
-            Body::EndTrace { trace } => self.report_open(Some(trace), out),
+            Body::EndTrace { trace } => {
+                self.forget_deadline(trace);
+                self.report_open(Some(trace), out);
+            }
+            Body::Deadline { trace, at } => {
+                self.forget_deadline(trace);
+                if self.deadlines.is_full() {
+                    self.deadlines.remove(0);
+                }
+                self.deadlines.push((trace, at));
+            }
         }
         true
     }

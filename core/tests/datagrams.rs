@@ -178,6 +178,18 @@ fn segments_carry_trace_and_parent() {
         Value::U64(xray_emitter::record::FLAG_FAULT),
     );
     e.push_str(seg, Key::User, "alice");
+    e.push_str(seg, Key::Http(HttpField::ClientIp), "203.0.113.7");
+    e.push_str(seg, Key::Http(HttpField::UserAgent), "curl/8.5.0");
+    attr(
+        &e,
+        seg,
+        Key::Http(HttpField::XForwardedFor),
+        Value::Bool(true),
+    );
+    e.push_str(seg, Key::ServiceVersion, "1.4.2");
+    e.push_str(seg, Key::Origin, "AWS::ECS::Container");
+    // A call's `traced` has no place in a segment.
+    attr(&e, seg, Key::Traced, Value::Bool(true));
     close(&e, seg);
     let _ = e.flush(Duration::from_secs(2));
     let docs = daemon.documents_with_spans(1, Duration::from_secs(2));
@@ -189,6 +201,35 @@ fn segments_carry_trace_and_parent() {
     assert_eq!(d["http"]["response"]["status"], 503);
     assert_eq!(d["fault"], true);
     assert_eq!(d["user"], "alice");
+    assert_eq!(d["http"]["request"]["client_ip"], "203.0.113.7");
+    assert_eq!(d["http"]["request"]["user_agent"], "curl/8.5.0");
+    assert_eq!(d["http"]["request"]["x_forwarded_for"], true);
+    assert_eq!(d["service"]["version"], "1.4.2");
+    assert_eq!(d["origin"], "AWS::ECS::Container");
+    assert!(d.get("traced").is_none());
+}
+
+#[test]
+fn a_call_that_sent_the_trace_header_is_traced() {
+    let daemon = Daemon::start();
+    let (e, _guard) = emitter(&daemon);
+    let trace = TraceId::new();
+    let facade = SegmentId::random();
+    let call = SegmentId::random();
+    let plain = SegmentId::random();
+    open_top(&e, call, trace, facade, "api.partner.example", Kind::Remote);
+    attr(&e, call, Key::Traced, Value::Bool(true));
+    // Where X-Ray wants a boolean, only a boolean (or 1/0) is one.
+    open_top(&e, plain, trace, facade, "local", Kind::Local);
+    e.push_str(plain, Key::Traced, "yes");
+    close(&e, call);
+    close(&e, plain);
+    let _ = e.flush(Duration::from_secs(2));
+    let docs = daemon.documents_with_spans(2, Duration::from_secs(2));
+    let all = entities(&docs);
+    let get = |id: SegmentId| all.iter().find(|e| e["id"] == id.to_string()).unwrap();
+    assert_eq!(get(call)["traced"], true);
+    assert!(get(plain).get("traced").is_none());
 }
 
 #[test]

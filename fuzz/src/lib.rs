@@ -230,7 +230,7 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
         let mut mine: Vec<(&'static str, serde_json::Value)> = Vec::new();
         for _ in 0..u.int_in_range(0..=40usize)? {
             let k = KEYS[u.choose_index(KEYS.len())?];
-            let key = match u.int_in_range(0..=9u8)? {
+            let key = match u.int_in_range(0..=12u8)? {
                 0 => Key::Annotation(k),
                 1 => Key::Aws(k),
                 2 => Key::Http(HttpField::Status),
@@ -244,6 +244,11 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
                     [SqlField::Url, SqlField::User, SqlField::SanitizedQuery][u.choose_index(3)?],
                 ),
                 8 => Key::Remote,
+                9 => Key::Http(
+                    [HttpField::ClientIp, HttpField::UserAgent, HttpField::XForwardedFor]
+                        [u.choose_index(3)?],
+                ),
+                10 => [Key::Traced, Key::ServiceVersion, Key::User, Key::Origin][u.choose_index(4)?],
                 _ => Key::Metadata(k),
             };
             let (v, text) = value(u)?;
@@ -326,7 +331,7 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
     let id = |n: u8| SegmentId::from_u64(u64::from(n % 16) + 1).unwrap_or_else(|| unreachable!());
     while !u.is_empty() {
         let span = id(u.arbitrary()?);
-        match u.int_in_range(0..=7u8)? {
+        match u.int_in_range(0..=8u8)? {
             0 | 1 => {
                 let parent = if u.arbitrary()? {
                     Some(id(u.arbitrary()?))
@@ -396,6 +401,19 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
                     trace: TraceId::from_parts(1, 2, u.arbitrary()?),
                 },
             )),
+            7 => {
+                // A deadline now or far off, then the check the sender makes
+                // after every step.
+                let at = if u.arbitrary()? { 0 } else { u64::MAX };
+                c.apply(&Record::new(
+                    span,
+                    Body::Deadline {
+                        trace: TraceId::from_parts(1, 2, u.arbitrary()?),
+                        at,
+                    },
+                ));
+                c.report_deadlines();
+            }
             _ => c.send(),
         }
         assert!(c.open_spans() <= TABLE_SPANS, "the table never grows");

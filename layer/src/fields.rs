@@ -66,7 +66,7 @@ fn key_for(name: &'static str) -> Option<Key> {
     // Most fields are metadata; only these initials can be anything else.
     if !matches!(
         name.as_bytes().first(),
-        Some(b'a' | b'h' | b'u' | b'x' | b'o')
+        Some(b'a' | b'c' | b'e' | b'h' | b'o' | b's' | b'u' | b'x')
     ) {
         return Some(Key::Metadata(name));
     }
@@ -77,6 +77,12 @@ fn key_for(name: &'static str) -> Option<Key> {
         "http.method" | "http.request.method" => Key::Http(HttpField::Method),
         "http.url" | "url.full" => Key::Http(HttpField::Url),
         "http.status_code" | "http.response.status_code" => Key::Http(HttpField::Status),
+        "http.client_ip" | "client.address" => Key::Http(HttpField::ClientIp),
+        "http.user_agent" | "user_agent.original" => Key::Http(HttpField::UserAgent),
+        "xray.x_forwarded_for" => Key::Http(HttpField::XForwardedFor),
+        "xray.traced" => Key::Traced,
+        "enduser.id" | "user.id" => Key::User,
+        "service.version" => Key::ServiceVersion,
         "xray.name" | "otel.name" => Key::Name,
         "xray.trace_header" => return None,
         _ => Key::Metadata(name),

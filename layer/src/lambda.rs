@@ -19,7 +19,12 @@ use tracing_subscriber::{Layer, fmt};
 use crate::subscriber::{XRayHandle, XRaySubscriber};
 
 #[cfg(feature = "lambda-runtime")]
+mod runtime;
+#[cfg(feature = "lambda-runtime")]
 mod snapstart;
+#[cfg(feature = "lambda-runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lambda-runtime")))]
+pub use runtime::{DEFAULT_MARGIN, RuntimeLayer, RuntimeService};
 #[cfg(feature = "lambda-runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "lambda-runtime")))]
 pub use snapstart::SnapStart;

@@ -40,6 +40,8 @@ struct State {
     queue: VecDeque<Invocation>,
     log: Log,
     on_next: Option<Hook>,
+    /// Each invocation's deadline, from when `/next` answers (none: far off).
+    deadline: Option<std::time::Duration>,
 }
 
 /// The server; it runs until the process ends.
@@ -63,6 +65,7 @@ impl RuntimeApi {
                 queue: invocations.into(),
                 log: Log::default(),
                 on_next: None,
+                deadline: None,
             })),
             queued: Arc::new(Notify::new()),
             done: Arc::new(Notify::new()),
@@ -75,6 +78,12 @@ impl RuntimeApi {
             }
         });
         api
+    }
+
+    /// Gives every invocation handed out from now on a deadline `after` the
+    /// moment `/next` answers, as Lambda does with the function's timeout.
+    pub fn deadline_after(&self, after: std::time::Duration) {
+        self.state.lock().unwrap().deadline = Some(after);
     }
 
     /// Runs `hook(n)` at the `n`-th `/next` (from 1), before it is answered.
@@ -143,13 +152,20 @@ impl RuntimeApi {
         let rest = path.strip_prefix(PREFIX).unwrap_or(path);
         if method == "GET" && rest == "invocation/next" {
             let invocation = self.next().await;
+            let deadline = match self.state.lock().unwrap().deadline {
+                Some(after) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    (now + after).as_millis() as u64
+                }
+                None => u64::MAX / 2,
+            };
             let headers = format!(
                 "Lambda-Runtime-Aws-Request-Id: {}\r\nLambda-Runtime-Deadline-Ms: {}\r\n\
                  Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:test-fn\r\n\
                  Lambda-Runtime-Trace-Id: {}\r\nContent-Type: application/json\r\n",
-                invocation.request_id,
-                u64::MAX / 2,
-                invocation.trace_header
+                invocation.request_id, deadline, invocation.trace_header
             );
             return response(200, &headers, &invocation.event);
         }

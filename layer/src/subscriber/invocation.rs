@@ -41,6 +41,23 @@ impl XRaySubscriber {
         }
     }
 
+    /// Has the open spans of the invocation behind span `id` reported in
+    /// progress at `at` (microseconds since the Unix epoch) unless it ends
+    /// first: the sender thread does it, whatever the handler is doing.
+    /// Whether a deadline was set (the invocation is traced and sampled).
+    pub(crate) fn report_at(&self, id: &Id, dispatch: &tracing_core::Dispatch, at: u64) -> bool {
+        let Some(state) = self.state_in(id, dispatch) else {
+            return false;
+        };
+        match (state.trace, state.anchor) {
+            (Some(trace), Some(facade)) if state.sampled() => {
+                self.push(facade, Body::Deadline { trace, at });
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn close_invocation(&self, state: &State) {
         if !state.sampled() {
             return;
