@@ -81,6 +81,9 @@ fn key_for(name: &'static str) -> Option<Key> {
         "http.user_agent" | "user_agent.original" => Key::Http(HttpField::UserAgent),
         "xray.x_forwarded_for" => Key::Http(HttpField::XForwardedFor),
         "xray.traced" => Key::Traced,
+        // A span that failed with no answer (an HTTP call's connection error).
+        "exception.message" => Key::Exception { remote: true },
+        "exception.type" => Key::ExceptionType,
         "enduser.id" | "user.id" => Key::User,
         "service.version" => Key::ServiceVersion,
         "xray.name" | "otel.name" => Key::Name,
@@ -160,6 +163,10 @@ impl Visit for UserFields<'_, '_> {
                 && let Ok(status) = value.trim().parse::<u64>()
             {
                 return self.value(field, Value::U64(status));
+            }
+            if let Key::Exception { .. } = key {
+                self.out
+                    .push(attr(self.span, Key::Flags, Value::U64(FLAG_FAULT)));
             }
             self.out.push_str(self.span, key, value);
         }

@@ -12,6 +12,9 @@ mod interceptor;
 #[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
 pub mod lambda;
 mod metadata;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tower", feature = "reqwest"))))]
+pub mod middleware;
 mod propagation;
 mod remote;
 mod sampling;
