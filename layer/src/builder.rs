@@ -42,6 +42,9 @@ pub struct Builder {
     pub(crate) centralized_sampling: Option<bool>,
     pub(crate) sampling_rules: Option<PathBuf>,
     pub(crate) report_errors: bool,
+    pub(crate) service_version: Option<String>,
+    pub(crate) ec2_metadata: bool,
+    pub(crate) metadata_timeout: Duration,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -65,6 +68,9 @@ impl Default for Builder {
             centralized_sampling: None,
             sampling_rules: None,
             report_errors: true,
+            service_version: None,
+            ec2_metadata: false,
+            metadata_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -90,8 +96,41 @@ impl Builder {
             concurrent: concurrency.is_some_and(|n| n > 1),
             context_missing,
             sampling_rules: env("TRACING_XRAY_SAMPLING_RULES").map(PathBuf::from),
+            service_version: crate::identity::version_from_env(),
+            ec2_metadata: env("TRACING_XRAY_EC2_METADATA")
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             ..Builder::default()
         }
+    }
+
+    /// `service.version` of every segment (outside Lambda): the version of
+    /// the program. From the environment: `service.version` in
+    /// `OTEL_RESOURCE_ATTRIBUTES`, as OpenTelemetry reads it.
+    #[must_use]
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// Asks EC2's instance metadata service (IMDSv2) at build for the
+    /// instance id, zone, type and image, recorded as `aws.ec2` with origin
+    /// `AWS::EC2::Instance` (outside Lambda). Off by default: off EC2 the
+    /// question costs up to [`metadata_timeout`](Builder::metadata_timeout).
+    /// From the environment: `TRACING_XRAY_EC2_METADATA=true`; the endpoint
+    /// follows `AWS_EC2_METADATA_SERVICE_ENDPOINT` as for the AWS SDKs.
+    #[must_use]
+    pub fn ec2_metadata(mut self, on: bool) -> Self {
+        self.ec2_metadata = on;
+        self
+    }
+
+    /// The longest the build waits for each metadata endpoint (ECS's task
+    /// metadata, EC2's IMDS); 1 s by default. An endpoint that does not
+    /// answer in time is left out, and the build goes on.
+    #[must_use]
+    pub fn metadata_timeout(mut self, timeout: Duration) -> Self {
+        self.metadata_timeout = timeout;
+        self
     }
 
     /// Sends to this address instead of `AWS_XRAY_DAEMON_ADDRESS`.

@@ -6,11 +6,13 @@ mod classify;
 mod contexts;
 mod current;
 mod fields;
+mod identity;
 #[cfg(feature = "aws-sdk")]
 mod interceptor;
 #[cfg(feature = "lambda")]
 #[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
 pub mod lambda;
+mod local_http;
 mod metadata;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tower", feature = "reqwest"))))]

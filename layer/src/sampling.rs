@@ -9,7 +9,6 @@
 //! on its next decision.
 
 mod api;
-mod http;
 mod poller;
 mod request;
 mod reservoir;

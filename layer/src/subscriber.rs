@@ -31,6 +31,7 @@ use crate::builder::{Builder, ContextMissing};
 use crate::classify::{Callsites, Class};
 use crate::contexts::Contexts;
 use crate::fields::{self, Find, Message, SdkFields, UserFields, attr};
+use crate::identity::{Identity, Plugins};
 use crate::metadata::AwsMetadataFields;
 use crate::sampling::{self, Sampler};
 use crate::states::{State, StateCell, States, flag};
@@ -58,6 +59,8 @@ pub struct XRaySubscriber {
     callsites: Callsites,
     sampler: Arc<Sampler>,
     service_name: Option<String>,
+    /// What segments say of the program (outside Lambda only).
+    identity: Option<Identity>,
     region: Option<String>,
     lambda: bool,
     concurrent: bool,
@@ -156,6 +159,10 @@ impl XRaySubscriber {
             contexts: Contexts::new(256),
             callsites: Callsites::default(),
             sampler: Arc::new(Sampler::new(sampling)),
+            identity: (!b.lambda).then(|| {
+                let plugins = Plugins::from_env(b.ec2_metadata);
+                Identity::detect(b.service_version.clone(), &plugins, b.metadata_timeout)
+            }),
             service_name: b.service_name,
             region: b.region,
             lambda: b.lambda,

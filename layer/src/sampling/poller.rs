@@ -11,7 +11,6 @@ use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::api::{self, Malformed};
-use super::http;
 use super::{Shared, Snapshot, now};
 
 const RULES_EVERY: Duration = Duration::from_secs(300);
@@ -182,7 +181,7 @@ impl Polling {
 
     fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, Failure> {
         let (status, answer) =
-            http::post(&self.address, path, body, TIMEOUT).map_err(Failure::Io)?;
+            crate::local_http::post(&self.address, path, body, TIMEOUT).map_err(Failure::Io)?;
         if status != 200 {
             return Err(Failure::Status(status));
         }

@@ -96,8 +96,13 @@ impl XRaySubscriber {
                     return;
                 }
             };
-            if segment && let Some(name) = &self.service_name {
-                b.push_str(own, Key::Name, name);
+            if segment {
+                if let Some(name) = &self.service_name {
+                    b.push_str(own, Key::Name, name);
+                }
+                if let Some(identity) = &self.identity {
+                    identity.push(b, own);
+                }
             }
             let mut remote = Remote::default();
             attrs.record(&mut UserFields {

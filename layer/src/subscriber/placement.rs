@@ -165,8 +165,13 @@ impl XRaySubscriber {
                 attrs.record(&mut fields);
                 let service = self.service_name.as_deref().unwrap_or(name);
                 let mut attributes = arrayvec::ArrayVec::new();
-                self.sampler
-                    .sample(&fields.request(service, &mut attributes))
+                let mut request = fields.request(service, &mut attributes);
+                request.service_type = self
+                    .identity
+                    .as_ref()
+                    .and_then(|i| i.origin())
+                    .unwrap_or("");
+                self.sampler.sample(&request)
             }
         };
         let (flags, context) = self.enter_trace(sampled, extras);

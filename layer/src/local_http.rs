@@ -1,9 +1,11 @@
-//! One HTTP/1.1 POST to the daemon's sampling proxy, on the poller thread.
+//! One HTTP/1.1 exchange with a local endpoint, off the callers' threads:
+//! the daemon's sampling proxy (from the poller thread), and the ECS and
+//! EC2 metadata endpoints (once, at start).
 //!
-//! The proxy is a local daemon answering two small JSON requests a few times
-//! a minute; a blocking exchange over a `TcpStream` with hard time and size
-//! bounds is all it takes, and keeps an HTTP client stack (and an async
-//! runtime) out of every program that only wants spans.
+//! Each answers small JSON documents a few times a minute at most; a
+//! blocking exchange over a `TcpStream` with hard time and size bounds is
+//! all it takes, and keeps an HTTP client stack (and an async runtime) out
+//! of every program that only wants spans.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -24,6 +26,20 @@ pub(crate) fn post(
     body: &[u8],
     timeout: Duration,
 ) -> io::Result<(u16, Vec<u8>)> {
+    let json = [("Content-Type", "application/json")];
+    request("POST", address, path, &json, body, timeout)
+}
+
+/// Sends `method` to `http://{address}{path}` with `headers` and `body`;
+/// the status and body of the answer, within `timeout` overall.
+pub(crate) fn request(
+    method: &str,
+    address: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> io::Result<(u16, Vec<u8>)> {
     let deadline = Instant::now() + timeout;
     let mut last = invalid("no address");
     let mut stream = None;
@@ -41,20 +57,22 @@ pub(crate) fn post(
     let left = |deadline: Instant| {
         let d = deadline.saturating_duration_since(Instant::now());
         if d.is_zero() {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "sampling proxy too slow",
-            ))
+            Err(io::Error::new(io::ErrorKind::TimedOut, "endpoint too slow"))
         } else {
             Ok(d)
         }
     };
     stream.set_write_timeout(Some(left(deadline)?))?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\n");
+    for (name, value) in headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("Content-Length: ");
+    head.push_str(itoa::Buffer::new().format(body.len()));
+    head.push_str("\r\nConnection: close\r\n\r\n");
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     let mut answer = Vec::new();
