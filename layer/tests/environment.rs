@@ -90,8 +90,8 @@ fn configured_from_the_environment() {
     });
     let s = handle.stats();
     assert_eq!(
-        s.records_dropped, 3,
-        "open, name and close of the segment are counted: {s:?}"
+        s.records_dropped, 5,
+        "open, name, `aws.xray` (a JSON text two records long) and close of the segment are counted: {s:?}"
     );
     assert_eq!(s.spans_dropped, 1, "and the span itself: {s:?}");
     assert!(
