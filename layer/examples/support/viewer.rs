@@ -111,7 +111,8 @@ fn line(e: &Value, origin: f64, total: f64) -> String {
     }
     if let Some(aws) = e["aws"].as_object() {
         for (k, v) in aws {
-            if k != "operation" {
+            // `xray` names the SDK that sent the segment: the same everywhere.
+            if k != "operation" && k != "xray" {
                 let _ = write!(out, "  {k}={}", scalar(v));
             }
         }
