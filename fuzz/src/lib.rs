@@ -245,10 +245,15 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
                 ),
                 8 => Key::Remote,
                 9 => Key::Http(
-                    [HttpField::ClientIp, HttpField::UserAgent, HttpField::XForwardedFor]
-                        [u.choose_index(3)?],
+                    [
+                        HttpField::ClientIp,
+                        HttpField::UserAgent,
+                        HttpField::XForwardedFor,
+                    ][u.choose_index(3)?],
                 ),
-                10 => [Key::Traced, Key::ServiceVersion, Key::User, Key::Origin][u.choose_index(4)?],
+                10 => {
+                    [Key::Traced, Key::ServiceVersion, Key::User, Key::Origin][u.choose_index(4)?]
+                }
                 _ => Key::Metadata(k),
             };
             let (v, text) = value(u)?;

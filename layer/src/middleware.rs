@@ -15,8 +15,6 @@
 //!   for `reqwest-middleware` clients.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use xray_emitter::TraceHeader;
-use xray_emitter::header::Sampled;
 
 #[cfg(feature = "tower")]
 mod client;
@@ -83,20 +81,4 @@ pub(crate) fn record_status(span: &tracing::Span, status: http::StatusCode) {
 /// No answer at all: a fault, with the error as its exception.
 pub(crate) fn record_failure(span: &tracing::Span, error: &dyn std::fmt::Display) {
     span.record("exception.message", tracing::field::display(error));
-}
-
-/// The response header a service answers with, as the X-Ray SDKs do: the
-/// trace's `Root`, and the decision only when the caller asked for it
-/// (`Sampled=?`).
-pub(crate) fn response_header(span: &tracing::Span, asked: bool) -> Option<HeaderValue> {
-    let header = crate::trace_header(span)?;
-    let root = header.root?;
-    let sampled = asked.then(|| {
-        if header.is_sampled() {
-            Sampled::Yes
-        } else {
-            Sampled::No
-        }
-    });
-    HeaderValue::from_str(&TraceHeader::new(root, None, sampled).encode()).ok()
 }

@@ -157,6 +157,8 @@ async fn reqwest_middleware_sends_its_subsegment_as_parent() {
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(ReqwestMiddleware::new())
         .build();
+    // A trace entered with a `Lineage`: it goes on downstream.
+    let incoming = "Root=1-6720f3a0-0123456789abcdef01234567;Sampled=1;Lineage=a87bd80c:1";
     async {
         for path in PATHS {
             client
@@ -166,11 +168,15 @@ async fn reqwest_middleware_sends_its_subsegment_as_parent() {
                 .unwrap();
         }
     }
-    .instrument(tracing::info_span!("request", xray.trace_header = ""))
+    .instrument(tracing::info_span!("request", xray.trace_header = incoming))
     .await;
     assert!(handle.flush(Duration::from_secs(2)).complete);
     let docs = daemon.documents_with_spans(5, Duration::from_secs(2));
-    check_calls(&docs, &seen.lock().unwrap(), addr);
+    let seen = seen.lock().unwrap();
+    check_calls(&docs, &seen, addr);
+    for (_, header) in seen.iter() {
+        assert_eq!(header_part(header, "Lineage"), "a87bd80c:1", "{header}");
+    }
 }
 
 #[tokio::test]

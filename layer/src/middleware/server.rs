@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{HOST, USER_AGENT};
+use http::header::{HOST, HeaderValue, USER_AGENT};
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
+
+use xray_emitter::TraceHeader;
+use xray_emitter::header::Sampled;
 
 use super::TRACE_HEADER;
 
@@ -119,7 +122,7 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let span = server_span(&request);
         let asked = header(&request, &TRACE_HEADER).contains("Sampled=?");
-        let answer = super::response_header(&span, asked);
+        let answer = response_header(&span, asked);
         let future = span.in_scope(|| self.inner.call(request));
         ServerFuture {
             inner: future.instrument(span),
@@ -161,4 +164,20 @@ where
         }
         Poll::Ready(output)
     }
+}
+
+/// The response header a service answers with, as the X-Ray SDKs do: the
+/// trace's `Root`, and the decision only when the caller asked for it
+/// (`Sampled=?`).
+fn response_header(span: &tracing::Span, asked: bool) -> Option<HeaderValue> {
+    let header = crate::trace_header(span)?;
+    let root = header.root?;
+    let sampled = asked.then(|| {
+        if header.is_sampled() {
+            Sampled::Yes
+        } else {
+            Sampled::No
+        }
+    });
+    HeaderValue::from_str(&TraceHeader::new(root, None, sampled).encode()).ok()
 }

@@ -45,6 +45,7 @@ impl XRaySubscriber {
     /// progress at `at` (microseconds since the Unix epoch) unless it ends
     /// first: the sender thread does it, whatever the handler is doing.
     /// Whether a deadline was set (the invocation is traced and sampled).
+    #[cfg(feature = "lambda-runtime")]
     pub(crate) fn report_at(&self, id: &Id, dispatch: &tracing_core::Dispatch, at: u64) -> bool {
         let Some(state) = self.state_in(id, dispatch) else {
             return false;
