@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::clock::{Converter, Ticks};
 use crate::id::SegmentId;
+use crate::otlp::Format;
 use crate::outbox::{Outbox, Transport};
 use crate::record::Record;
 use crate::stats::{Counters, Stats};
@@ -23,18 +24,24 @@ pub struct Assembler<T: Transport> {
 impl<T: Transport> Assembler<T> {
     /// A assembler with its own counters.
     pub fn new(config: TableConfig, transport: T) -> Self {
-        Self::with_counters(config, transport, Arc::new(Counters::default()))
+        Self::with_format(config, &Format::XRay, transport)
+    }
+
+    /// An assembler writing `format` (X-Ray documents or OTLP).
+    pub fn with_format(config: TableConfig, format: &Format, transport: T) -> Self {
+        Self::with_counters(config, format, transport, Arc::new(Counters::default()))
     }
 
     pub(crate) fn with_counters(
         config: TableConfig,
+        format: &Format,
         transport: T,
         counters: Arc<Counters>,
     ) -> Self {
         Assembler {
             clock: Converter::new(),
             table: SpanTable::new(config, counters.clone()),
-            out: Outbox::new(transport, counters.clone()),
+            out: Outbox::new(transport, counters.clone(), format),
             counters,
         }
     }

@@ -22,6 +22,7 @@ pub use batch::Batch;
 
 use crate::address::{AddressError, DaemonAddress};
 use crate::id::SegmentId;
+use crate::otlp::Format;
 use crate::outbox::Transport;
 use crate::record::{Key, Record};
 use crate::ring::{Producer, Pushed, ring};
@@ -38,6 +39,8 @@ pub enum StartError {
     Address(AddressError),
     /// The sender thread could not be spawned.
     Spawn(std::io::Error),
+    /// An export endpoint that cannot be used (OTLP/HTTP: not `http://`).
+    Endpoint(String),
 }
 
 impl fmt::Display for StartError {
@@ -45,6 +48,7 @@ impl fmt::Display for StartError {
         match self {
             StartError::Address(e) => e.fmt(f),
             StartError::Spawn(e) => write!(f, "cannot start the X-Ray sender thread: {e}"),
+            StartError::Endpoint(why) => f.write_str(why),
         }
     }
 }
@@ -54,6 +58,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Address(e) => Some(e),
             StartError::Spawn(e) => Some(e),
+            StartError::Endpoint(_) => None,
         }
     }
 }
@@ -75,6 +80,7 @@ pub struct EmitterBuilder {
     target: Option<Target>,
     queue_capacity: usize,
     table: TableConfig,
+    format: Format,
     max_idle: Duration,
     report_errors: bool,
     thread_name: String,
@@ -87,6 +93,7 @@ impl Default for EmitterBuilder {
             target: None,
             queue_capacity: 4096,
             table: TableConfig::default(),
+            format: Format::XRay,
             max_idle: Duration::from_millis(10),
             report_errors: true,
             thread_name: "xray-emitter".to_string(),
@@ -148,6 +155,13 @@ impl EmitterBuilder {
         self
     }
 
+    /// What the sender writes: X-Ray documents (the default) or OTLP.
+    #[must_use]
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
     /// Longest pause of the sender between drains when idle (default 10 ms).
     #[must_use]
     pub fn max_idle(mut self, pause: Duration) -> Self {
@@ -200,9 +214,10 @@ impl EmitterBuilder {
         let thread_shared = shared.clone();
         let table = self.table;
         let max_idle = self.max_idle;
+        let format = self.format.clone();
         let handle = std::thread::Builder::new()
             .name(self.thread_name.clone())
-            .spawn(move || sender::run(thread_shared, table, max_idle, make_transport()))
+            .spawn(move || sender::run(thread_shared, table, &format, max_idle, make_transport()))
             .map_err(StartError::Spawn)?;
         let _ = shared.thread.set(handle.thread().clone());
         let emitter = Emitter {
@@ -439,6 +454,11 @@ impl Emitter {
     pub fn queued(&self) -> usize {
         self.inner.shared.reap();
         self.inner.shared.queued()
+    }
+
+    /// Where a transport reports datagrams that failed after `send`.
+    pub fn late_losses(&self) -> crate::stats::LateLosses {
+        crate::stats::LateLosses(self.inner.shared.counters.clone())
     }
 
     /// The counters. Once the sender has stopped, records pushed after its

@@ -23,6 +23,7 @@ pub mod header;
 pub mod id;
 mod json;
 mod name;
+mod otlp;
 mod outbox;
 pub mod record;
 mod resolver;
@@ -38,10 +39,11 @@ pub use address::{AddressError, DaemonAddress, HostPort};
 pub use emitter::{Batch, Emitter, EmitterBuilder, EmitterGuard, Flushed, StartError};
 pub use header::{HeaderError, Sampled, TraceHeader};
 pub use id::{SegmentId, TraceId};
+pub use otlp::{Format, Resource};
 pub use record::{Body, HttpField, Key, Kind, Record, SqlField, StaticName, Value};
 pub use socket::Target;
 pub use span::MAX_ATTRS;
-pub use stats::Stats;
+pub use stats::{LateLosses, Stats};
 
 /// The sender's parts, for this workspace's tests, fuzzing and benchmarks:
 /// not a stable API.

@@ -11,6 +11,7 @@ use arrayvec::ArrayVec;
 use crate::document::{self, DATAGRAM_MAX};
 use crate::id::{SegmentId, TraceId};
 use crate::json::JsonWriter;
+use crate::otlp::{self, Format};
 use crate::socket::{DaemonSocket, MAX_BATCH, Sent};
 use crate::stats::Counters;
 
@@ -22,6 +23,11 @@ pub trait Transport {
     /// Drops connections and cached addresses: the process was restored
     /// from a snapshot, possibly on another host.
     fn reopen(&mut self) {}
+
+    /// The spans each datagram of the next [`Transport::send`] carries: for
+    /// a transport that learns of a failure after `send` returned (and
+    /// reports it with [`LateLosses`](crate::LateLosses)).
+    fn spans(&mut self, _per_datagram: &[u64]) {}
 }
 
 impl Transport for DaemonSocket {
@@ -46,17 +52,26 @@ pub(crate) struct Outbox<T> {
     ends: ArrayVec<(usize, u64), MAX_BATCH>,
     /// Span counts of the previous batch, for refusals that come back late.
     previous: [u64; MAX_BATCH],
+    /// In OTLP mode: the request being filled, and whether it goes out as
+    /// a UDP datagram (header and base64) or as it is.
+    otlp: Option<(otlp::Request, bool)>,
     transport: T,
     counters: Arc<Counters>,
 }
 
 impl<T: Transport> Outbox<T> {
-    pub(crate) fn new(transport: T, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(transport: T, counters: Arc<Counters>, format: &Format) -> Self {
+        let otlp = match format {
+            Format::OtlpUdp(resource) => Some((otlp::Request::new(resource.clone()), true)),
+            Format::OtlpRaw(resource) => Some((otlp::Request::new(resource.clone()), false)),
+            _ => None,
+        };
         Outbox {
             arena: vec![0u8; ARENA_BYTES].into_boxed_slice(),
             len: 0,
             ends: ArrayVec::new(),
             previous: [0; MAX_BATCH],
+            otlp,
             transport,
             counters,
         }
@@ -64,7 +79,11 @@ impl<T: Transport> Outbox<T> {
 
     /// Drops the datagrams not yet sent; returns the spans they carried.
     pub(crate) fn clear(&mut self) -> u64 {
-        let spans = self.ends.iter().map(|&(_, n)| n).sum();
+        let mut spans: u64 = self.ends.iter().map(|&(_, n)| n).sum();
+        if let Some((request, _)) = &mut self.otlp {
+            spans += request.spans();
+            let _ = request.take();
+        }
         self.ends.clear();
         self.len = 0;
         spans
@@ -78,7 +97,7 @@ impl<T: Transport> Outbox<T> {
     /// [`DATAGRAM_MAX`]. Returns whether it was kept.
     fn datagram(&mut self, spans: u64, write: impl FnOnce(&mut JsonWriter<'_>)) -> bool {
         if self.ends.is_full() || self.arena.len() - self.len < DATAGRAM_MAX {
-            self.send_all();
+            self.send_arena();
         }
         let start = self.len;
         let limit = (start + DATAGRAM_MAX).min(self.arena.len());
@@ -116,8 +135,57 @@ impl<T: Transport> Outbox<T> {
         })
     }
 
+    /// Whether spans go out as OTLP.
+    pub(crate) fn is_otlp(&self) -> bool {
+        self.otlp.is_some()
+    }
+
+    /// The largest OTLP span body that can go out (0 if not in OTLP mode).
+    pub(crate) fn otlp_span_max(&self) -> usize {
+        self.otlp.as_ref().map_or(0, |(r, _)| r.max_body())
+    }
+
+    /// A closed span as an OTLP `Span` body; `false` if it cannot go out
+    /// (too big for a datagram of its own, or not in OTLP mode).
+    pub(crate) fn otlp_span(&mut self, body: &[u8]) -> bool {
+        match &self.otlp {
+            Some((request, _)) if request.fits_alone(body.len()) => {
+                if !request.fits(body.len()) {
+                    self.finish_request();
+                }
+            }
+            _ => return false,
+        }
+        if let Some((request, _)) = &mut self.otlp {
+            request.push(body);
+        }
+        true
+    }
+
+    /// Turns the request being filled into a datagram.
+    fn finish_request(&mut self) {
+        if self.otlp.as_ref().is_none_or(|(r, _)| r.spans() == 0) {
+            return;
+        }
+        if self.ends.is_full() || self.arena.len() - self.len < DATAGRAM_MAX {
+            self.send_arena();
+        }
+        let Some((request, udp)) = &mut self.otlp else {
+            return;
+        };
+        let spans = request.spans();
+        let n = otlp::write_datagram(request.take(), *udp, &mut self.arena[self.len..]);
+        self.len += n;
+        self.ends.push((self.len, spans));
+    }
+
     /// Hands every collected datagram to the transport.
     pub(crate) fn send_all(&mut self) {
+        self.finish_request();
+        self.send_arena();
+    }
+
+    fn send_arena(&mut self) {
         if self.ends.is_empty() {
             return;
         }
@@ -127,6 +195,9 @@ impl<T: Transport> Outbox<T> {
             slices.push(&self.arena[start..end]);
             start = end;
         }
+        let mut counts: ArrayVec<u64, MAX_BATCH> = ArrayVec::new();
+        counts.extend(self.ends.iter().map(|&(_, n)| n));
+        self.transport.spans(&counts);
         let sent = self.transport.send(&slices);
         let spans: u64 = self.ends.iter().map(|&(_, n)| n).sum();
         let c = &self.counters;

@@ -376,11 +376,12 @@ mod orderings;
 pub(crate) fn run<T: Transport>(
     shared: Arc<Shared>,
     table: TableConfig,
+    format: &crate::otlp::Format,
     max_idle: Duration,
     transport: T,
 ) {
     shared.running.store(true, Ordering::Release);
-    let mut assembler = Assembler::with_counters(table, transport, shared.counters.clone());
+    let mut assembler = Assembler::with_counters(table, format, transport, shared.counters.clone());
     let mut passes = Passes::new();
     let mut idle = 0u32;
     let mut acked = 0u64;

@@ -310,6 +310,9 @@ impl SpanTable {
     fn close<T: Transport>(&mut self, slot: u32, end: u64, out: &mut Outbox<T>) {
         let s = slot as usize;
         self.slots[s].finish_pending();
+        if out.is_otlp() {
+            return self.close_otlp(slot, end, out);
+        }
         let Some((mut len, trimmed)) = self.write_own(s, Some(end), 1) else {
             self.lose(slot, out);
             return;
@@ -331,6 +334,30 @@ impl SpanTable {
             self.counters.spans_truncated.add(1);
         }
         self.route(slot, len, spans, out);
+        self.release(slot);
+    }
+
+    /// OTLP: every span on its own (children name their parent), written
+    /// whole, or without metadata and with short strings if that is what
+    /// fits a datagram.
+    fn close_otlp<T: Transport>(&mut self, slot: u32, end: u64, out: &mut Outbox<T>) {
+        let span = &self.slots[slot as usize];
+        let max = out.otlp_span_max().min(self.scratch.len());
+        let written = crate::otlp::LEVELS
+            .iter()
+            .enumerate()
+            .find_map(|(level, &l)| {
+                let n = crate::otlp::encode_span(span, end, l, &mut self.scratch[..max])?;
+                Some((n, level > 0))
+            });
+        match written {
+            Some((n, trimmed)) if out.otlp_span(&self.scratch[..n]) => {
+                if trimmed || span.truncated {
+                    self.counters.spans_truncated.add(1);
+                }
+            }
+            _ => self.counters.spans_lost.add(1),
+        }
         self.release(slot);
     }
 
@@ -382,6 +409,10 @@ impl SpanTable {
 
     /// Sends an open span as `in_progress`, and its closed children on their own.
     fn report_in_progress<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
+        if out.is_otlp() {
+            // OTLP has no in-progress spans: it is sent when it closes.
+            return;
+        }
         self.stream_children(slot, out);
         let s = slot as usize;
         self.slots[s].finish_pending();

@@ -326,6 +326,52 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
 pub fn span_table(data: &[u8]) {
     with_cleared(&TABLES, |c| {
         let _ = drive_table(c, &mut Unstructured::new(data));
+        for d in &c.transport_mut().datagrams {
+            check_datagram(d);
+        }
+    });
+}
+
+thread_local! {
+    /// An assembler writing OTLP, with room for spans big enough to fill
+    /// datagrams.
+    static OTLP_TABLES: std::cell::RefCell<Assembler<Capture>> = std::cell::RefCell::new(
+        Assembler::with_format(
+            TableConfig {
+                open_spans: 8,
+                text_bytes: 16 * 1024,
+                child_buffers: 2,
+            },
+            &xray_emitter::Format::OtlpUdp(xray_emitter::Resource::new(
+                &[("service.name", "fuzz"), ("naïve\"key", "😀")],
+                "xray-fuzz",
+                "0",
+            )),
+            Capture::default(),
+        )
+    );
+}
+
+/// The same record sequences as [`span_table`], written as OTLP: every
+/// datagram is within the limit and decodes, with the official protobuf
+/// types, into spans with well-formed ids.
+pub fn otlp(data: &[u8]) {
+    with_cleared(&OTLP_TABLES, |c| {
+        let _ = drive_table(c, &mut Unstructured::new(data));
+        for d in &c.transport_mut().datagrams {
+            assert!(
+                d.len() <= xray_emitter::testing::DATAGRAM_MAX,
+                "{} bytes",
+                d.len()
+            );
+            let request = xray_testkit::otlp::decode_datagram(d);
+            for span in xray_testkit::otlp::spans(&[request]) {
+                assert_eq!(span.trace_id.len(), 16);
+                assert_eq!(span.span_id.len(), 8);
+                assert!(span.parent_span_id.is_empty() || span.parent_span_id.len() == 8);
+                assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
+            }
+        }
     });
 }
 
@@ -424,8 +470,5 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
         assert!(c.open_spans() <= TABLE_SPANS, "the table never grows");
     }
     c.finish();
-    for d in &c.transport_mut().datagrams {
-        check_datagram(d);
-    }
     Ok(())
 }

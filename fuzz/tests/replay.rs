@@ -37,3 +37,8 @@ fn document_corpus() {
 fn span_table_corpus() {
     replay("span_table", xray_fuzz::span_table);
 }
+
+#[test]
+fn otlp_corpus() {
+    replay("otlp", xray_fuzz::otlp);
+}

@@ -2,12 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use xray_emitter::testing::Target;
 use xray_emitter::testing::Transport;
 use xray_emitter::{DaemonAddress, Emitter, EmitterBuilder, StartError};
 
+use crate::format::Format;
+use crate::otlp_http::Endpoint;
 use crate::subscriber::XRaySubscriber;
 
 /// What to do about spans that belong to no trace, such as spans made while
@@ -43,6 +46,9 @@ pub struct Builder {
     pub(crate) sampling_rules: Option<PathBuf>,
     pub(crate) report_errors: bool,
     pub(crate) service_version: Option<String>,
+    pub(crate) format: Format,
+    /// OTLP/HTTP endpoint; `None`: from the OTel variables when built.
+    pub(crate) otlp_endpoint: Option<String>,
     pub(crate) ec2_metadata: bool,
     pub(crate) metadata_timeout: Duration,
 }
@@ -69,6 +75,8 @@ impl Default for Builder {
             sampling_rules: None,
             report_errors: true,
             service_version: None,
+            format: Format::XRay,
+            otlp_endpoint: None,
             ec2_metadata: false,
             metadata_timeout: Duration::from_secs(1),
         }
@@ -97,10 +105,31 @@ impl Builder {
             context_missing,
             sampling_rules: env("TRACING_XRAY_SAMPLING_RULES").map(PathBuf::from),
             service_version: crate::identity::version_from_env(),
+            format: Format::from_env(),
             ec2_metadata: env("TRACING_XRAY_EC2_METADATA")
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             ..Builder::default()
         }
+    }
+
+    /// What is sent: X-Ray documents (the default) or OTLP over UDP to the
+    /// same daemon address ([`Format`]). From the environment:
+    /// `TRACING_XRAY_FORMAT=otlp`.
+    #[must_use]
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// With [`Format::Otlp`]: posts OTLP/HTTP (protobuf) to this
+    /// `http://` URL (a collector's `/v1/traces`) instead of sending UDP to
+    /// the daemon. Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; without either, OTLP
+    /// goes over UDP to the daemon address.
+    #[must_use]
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp_endpoint = Some(url.into());
+        self
     }
 
     /// `service.version` of every segment (outside Lambda): the version of
@@ -254,7 +283,22 @@ impl Builder {
     }
 
     fn emitter(&self) -> EmitterBuilder {
+        let resource = || {
+            crate::format::resource(
+                self.service_name.as_deref(),
+                self.lambda,
+                self.service_version.as_deref(),
+            )
+        };
+        let format = match self.format {
+            Format::Otlp if self.http_endpoint().is_some() => {
+                xray_emitter::Format::OtlpRaw(resource())
+            }
+            Format::Otlp => xray_emitter::Format::OtlpUdp(resource()),
+            _ => xray_emitter::Format::XRay,
+        };
         Emitter::builder()
+            .format(format)
             .queue_capacity(self.queue_capacity)
             .open_spans(self.open_spans)
             .report_errors(self.report_errors)
@@ -275,8 +319,44 @@ impl Builder {
         Ok(XRaySubscriber::new(self, emitter, Some(guard), sampling))
     }
 
+    /// The OTLP/HTTP endpoint, if OTLP goes over HTTP.
+    fn http_endpoint(&self) -> Option<Result<Endpoint, String>> {
+        if self.format != Format::Otlp {
+            return None;
+        }
+        match &self.otlp_endpoint {
+            Some(url) => Some(Endpoint::parse(url, "/v1/traces").map(|mut e| {
+                if let Some(Ok(from_env)) = Endpoint::from_env() {
+                    (e.headers, e.timeout) = (from_env.headers, from_env.timeout);
+                }
+                e
+            })),
+            None => Endpoint::from_env(),
+        }
+    }
+
+    /// OTLP/HTTP: the sender hands requests to the export worker.
+    fn build_http(self, endpoint: Endpoint) -> Result<XRaySubscriber, StartError> {
+        let losses = Arc::new(OnceLock::new());
+        // In Lambda a send waits for the post, so a flush covers it.
+        let wait = self
+            .lambda
+            .then_some(self.flush_timeout.max(Duration::from_millis(500)));
+        let transport =
+            crate::otlp_http::start(endpoint, wait, losses.clone()).map_err(StartError::Spawn)?;
+        let (emitter, guard) = self.emitter().start_with(move || transport)?;
+        let _ = losses.set(emitter.late_losses());
+        let sampling = self.sampling(self.sampling_address.clone());
+        Ok(XRaySubscriber::new(self, emitter, Some(guard), sampling))
+    }
+
     /// Starts the sender thread and returns the layer.
     pub fn build(self) -> Result<XRaySubscriber, StartError> {
+        match self.http_endpoint() {
+            Some(Ok(endpoint)) => return self.build_http(endpoint),
+            Some(Err(why)) => return Err(StartError::Endpoint(why)),
+            None => {}
+        }
         let (target, tcp) = match &self.target {
             Some(t) => (t.clone(), self.sampling_address.clone()),
             None => {

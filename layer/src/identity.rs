@@ -43,7 +43,7 @@ pub(crate) fn version_from_env() -> Option<String> {
     (!decoded.is_empty()).then_some(decoded)
 }
 
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -6,6 +6,7 @@ mod classify;
 mod contexts;
 mod current;
 mod fields;
+mod format;
 mod identity;
 #[cfg(feature = "aws-sdk")]
 mod interceptor;
@@ -17,6 +18,7 @@ mod metadata;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tower", feature = "reqwest"))))]
 pub mod middleware;
+mod otlp_http;
 mod propagation;
 mod remote;
 mod sampling;
@@ -24,6 +26,7 @@ mod states;
 mod subscriber;
 
 pub use builder::{Builder, ContextMissing};
+pub use format::Format;
 #[cfg(feature = "aws-sdk")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-sdk")))]
 pub use interceptor::XRayInterceptor;

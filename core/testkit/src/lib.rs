@@ -11,6 +11,8 @@ mod transports;
 
 #[cfg(feature = "tracing")]
 pub mod load;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "lambda")]
 pub mod runtime_api;
 #[cfg(feature = "aws-sdk")]
