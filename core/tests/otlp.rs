@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use xray_testkit::otlp::tonic::common::v1::any_value::Value as Any;
 use xray_emitter::record::{FLAG_ERROR, FLAG_FAULT};
 use xray_emitter::testing::DATAGRAM_MAX;
 use xray_emitter::{
     Emitter, EmitterGuard, Format, HttpField, Key, Kind, Resource, SegmentId, TraceId, Value,
 };
 use xray_testkit::Daemon;
+use xray_testkit::otlp::tonic::common::v1::any_value::Value as Any;
 use xray_testkit::otlp::{attr, attr_list, attr_str, decode_datagram, hex, spans, trace_hex};
 use xray_testkit::spans::{attr as set, close, open, open_top};
 

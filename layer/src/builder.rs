@@ -325,12 +325,7 @@ impl Builder {
             return None;
         }
         match &self.otlp_endpoint {
-            Some(url) => Some(Endpoint::parse(url, "/v1/traces").map(|mut e| {
-                if let Some(Ok(from_env)) = Endpoint::from_env() {
-                    (e.headers, e.timeout) = (from_env.headers, from_env.timeout);
-                }
-                e
-            })),
+            Some(url) => Some(Endpoint::parse(url, "/v1/traces").map(Endpoint::with_env_settings)),
             None => Endpoint::from_env(),
         }
     }

@@ -90,17 +90,21 @@ impl Endpoint {
             }
             (None, None) => return None,
         };
-        Some(endpoint.map(|mut e| {
-            let headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-                .or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"));
-            e.headers = parse_headers(&headers.unwrap_or_default());
-            let timeout = env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-                .or_else(|| env("OTEL_EXPORTER_OTLP_TIMEOUT"));
-            if let Some(ms) = timeout.and_then(|t| t.trim().parse::<u64>().ok()) {
-                e.timeout = Duration::from_millis(ms.max(1));
-            }
-            e
-        }))
+        Some(endpoint.map(Endpoint::with_env_settings))
+    }
+
+    /// Headers and timeout from `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS` and
+    /// `OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT` (milliseconds).
+    pub(crate) fn with_env_settings(mut self) -> Endpoint {
+        let headers =
+            env("OTEL_EXPORTER_OTLP_TRACES_HEADERS").or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"));
+        self.headers = parse_headers(&headers.unwrap_or_default());
+        let timeout =
+            env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT").or_else(|| env("OTEL_EXPORTER_OTLP_TIMEOUT"));
+        if let Some(ms) = timeout.and_then(|t| t.trim().parse::<u64>().ok()) {
+            self.timeout = Duration::from_millis(ms.max(1));
+        }
+        self
     }
 }
 

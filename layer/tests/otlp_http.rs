@@ -59,7 +59,7 @@ async fn receiver(fail_first: usize) -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
-fn layer(endpoint: String) -> XRaySubscriber {
+fn otlp_layer(endpoint: String) -> XRaySubscriber {
     XRaySubscriber::builder()
         .lambda(false)
         .format(Format::Otlp)
@@ -93,7 +93,7 @@ async fn posted_retried_and_counted() {
 
     // A receiver that answers 503 once, then 200: the request is retried.
     let (addr, seen) = receiver(1).await;
-    let layer = layer(format!("http://{addr}"));
+    let layer = otlp_layer(format!("http://{addr}"));
     let handle = layer.handle();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), some_spans);
     assert!(handle.flush(Duration::from_secs(2)).complete);
@@ -110,7 +110,8 @@ async fn posted_retried_and_counted() {
     assert_eq!(team, "abc=");
     let all = spans(&[decode_request(body)]);
     assert_eq!(all.len(), 6);
-    let root = all.iter().find(|s| s.name == "request").unwrap();
+    let root = all.iter().find(|s| s.name == "orders").expect("the segment, a server span");
+    assert_eq!(root.kind, 2);
     assert_eq!(hex(&root.trace_id), "6720f3a00123456789abcdef01234567");
     assert_eq!(
         all.iter()
@@ -131,7 +132,7 @@ async fn posted_retried_and_counted() {
             held.push(s);
         }
     });
-    let layer = layer(format!("http://{silent_addr}/v1/traces"));
+    let layer = otlp_layer(format!("http://{silent_addr}/v1/traces"));
     let handle = layer.handle();
     let started = Instant::now();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), some_spans);
