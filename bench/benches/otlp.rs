@@ -40,6 +40,7 @@ fn kv(key: &str, value: Any) -> KeyValue {
     KeyValue {
         key: key.to_string(),
         value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
     }
 }
 

@@ -6,11 +6,12 @@
 //! cargo build --release -p xray-bench --example profile_serialize
 //! valgrind --tool=callgrind target/release/examples/profile_serialize 100000
 //! valgrind --tool=callgrind target/release/examples/profile_serialize 100000 serde
+//! valgrind --tool=callgrind target/release/examples/profile_serialize 100000 otlp
 //! ```
 
 use xray_bench::{Discard, aws_call};
 use xray_emitter::testing::{Assembler, TableConfig};
-use xray_emitter::{SegmentId, TraceId};
+use xray_emitter::{Format, Resource, SegmentId, TraceId};
 
 fn main() {
     let n: u64 = std::env::args()
@@ -21,7 +22,15 @@ fn main() {
         return serde_baseline(n);
     }
     let records = aws_call::records(TraceId::new(), SegmentId::random());
-    let mut assembler = Assembler::new(TableConfig::default(), Discard::default());
+    let format = match std::env::args().nth(2).as_deref() {
+        Some("otlp") => Format::OtlpUdp(Resource::new(
+            &[("service.name", "orders-fn"), ("cloud.provider", "aws")],
+            "tracing-xray",
+            "0.1.0",
+        )),
+        _ => Format::XRay,
+    };
+    let mut assembler = Assembler::with_format(TableConfig::default(), &format, Discard::default());
     for _ in 0..n {
         for r in &records {
             assembler.apply(std::hint::black_box(r));

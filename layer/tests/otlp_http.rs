@@ -110,7 +110,10 @@ async fn posted_retried_and_counted() {
     assert_eq!(team, "abc=");
     let all = spans(&[decode_request(body)]);
     assert_eq!(all.len(), 6);
-    let root = all.iter().find(|s| s.name == "orders").expect("the segment, a server span");
+    let root = all
+        .iter()
+        .find(|s| s.name == "orders")
+        .expect("the segment, a server span");
     assert_eq!(root.kind, 2);
     assert_eq!(hex(&root.trace_id), "6720f3a00123456789abcdef01234567");
     assert_eq!(

@@ -52,6 +52,7 @@ impl<'a> Proto<'a> {
         self.overflow
     }
 
+    #[inline]
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         match self.buf.get_mut(self.len..self.len + bytes.len()) {
             Some(dst) if !self.overflow => {
@@ -62,23 +63,42 @@ impl<'a> Proto<'a> {
         }
     }
 
-    pub(crate) fn varint(&mut self, mut v: u64) {
-        let mut bytes = [0u8; 10];
-        let mut n = 0;
-        loop {
-            let low = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                bytes[n] = low;
-                n += 1;
-                break;
-            }
-            bytes[n] = low | 0x80;
-            n += 1;
+    /// Most varints here are tags and short lengths: one or two bytes.
+    #[inline]
+    pub(crate) fn varint(&mut self, v: u64) {
+        if v < 0x80 {
+            self.byte(v as u8);
+        } else if v < 0x4000 {
+            self.raw(&[v as u8 | 0x80, (v >> 7) as u8]);
+        } else {
+            self.long_varint(v);
         }
-        self.raw(&bytes[..n]);
     }
 
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        match self.buf.get_mut(self.len) {
+            Some(dst) if !self.overflow => {
+                *dst = b;
+                self.len += 1;
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    fn long_varint(&mut self, mut v: u64) {
+        let mut bytes = [0u8; 10];
+        let mut n = 0;
+        while v >= 0x80 {
+            bytes[n] = v as u8 | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        bytes[n] = v as u8;
+        self.raw(&bytes[..=n]);
+    }
+
+    #[inline]
     pub(crate) fn tag(&mut self, field: u32, wire: u8) {
         self.varint((u64::from(field) << 3) | u64::from(wire));
     }
