@@ -86,20 +86,25 @@ impl Resource {
     }
 }
 
-/// What precedes the base64 of a sampled request in a datagram.
+/// What precedes the base64 of a request of sampled spans in a datagram
+/// (`T1U` for unsampled ones: the same length).
 pub(crate) const UDP_HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\nT1S";
 
 /// The largest request whose datagram fits in [`DATAGRAM_MAX`].
 pub(crate) const REQUEST_MAX: usize = (DATAGRAM_MAX - UDP_HEADER.len()) / 4 * 3;
 
 /// Writes the datagram of `request` into `out`; its length. `udp`: the
-/// daemon's header and base64; otherwise the request as it is.
-pub(crate) fn write_datagram(request: &[u8], udp: bool, out: &mut [u8]) -> usize {
+/// daemon's header (`T1S`, or `T1U` for unsampled spans) and base64;
+/// otherwise the request as it is.
+pub(crate) fn write_datagram(request: &[u8], udp: bool, sampled: bool, out: &mut [u8]) -> usize {
     if !udp {
         out[..request.len()].copy_from_slice(request);
         return request.len();
     }
     out[..UDP_HEADER.len()].copy_from_slice(UDP_HEADER);
+    if !sampled {
+        out[UDP_HEADER.len() - 1] = b'U';
+    }
     UDP_HEADER.len() + base64::encode(request, &mut out[UDP_HEADER.len()..])
 }
 

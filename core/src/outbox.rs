@@ -40,6 +40,26 @@ impl Transport for DaemonSocket {
     }
 }
 
+/// The requests an OTLP outbox fills: sampled spans, and unsampled ones
+/// (UDP only: `T1U`).
+#[derive(Debug)]
+struct OtlpRequests {
+    sampled: otlp::Request,
+    unsampled: otlp::Request,
+    /// A UDP datagram (header and base64), or the request as it is.
+    udp: bool,
+}
+
+impl OtlpRequests {
+    fn of(&mut self, sampled: bool) -> &mut otlp::Request {
+        if sampled {
+            &mut self.sampled
+        } else {
+            &mut self.unsampled
+        }
+    }
+}
+
 /// Bytes of datagrams collected before a send.
 pub const ARENA_BYTES: usize = 4 * DATAGRAM_MAX;
 
@@ -52,18 +72,22 @@ pub(crate) struct Outbox<T> {
     ends: ArrayVec<(usize, u64), MAX_BATCH>,
     /// Span counts of the previous batch, for refusals that come back late.
     previous: [u64; MAX_BATCH],
-    /// In OTLP mode: the request being filled, and whether it goes out as
-    /// a UDP datagram (header and base64) or as it is.
-    otlp: Option<(otlp::Request, bool)>,
+    /// In OTLP mode: the requests being filled.
+    otlp: Option<OtlpRequests>,
     transport: T,
     counters: Arc<Counters>,
 }
 
 impl<T: Transport> Outbox<T> {
     pub(crate) fn new(transport: T, counters: Arc<Counters>, format: &Format) -> Self {
+        let requests = |resource: &otlp::Resource, udp| OtlpRequests {
+            sampled: otlp::Request::new(resource.clone()),
+            unsampled: otlp::Request::new(resource.clone()),
+            udp,
+        };
         let otlp = match format {
-            Format::OtlpUdp(resource) => Some((otlp::Request::new(resource.clone()), true)),
-            Format::OtlpRaw(resource) => Some((otlp::Request::new(resource.clone()), false)),
+            Format::OtlpUdp(resource) => Some(requests(resource, true)),
+            Format::OtlpRaw(resource) => Some(requests(resource, false)),
             _ => None,
         };
         Outbox {
@@ -80,9 +104,11 @@ impl<T: Transport> Outbox<T> {
     /// Drops the datagrams not yet sent; returns the spans they carried.
     pub(crate) fn clear(&mut self) -> u64 {
         let mut spans: u64 = self.ends.iter().map(|&(_, n)| n).sum();
-        if let Some((request, _)) = &mut self.otlp {
-            spans += request.spans();
-            let _ = request.take();
+        if let Some(o) = &mut self.otlp {
+            for request in [&mut o.sampled, &mut o.unsampled] {
+                spans += request.spans();
+                let _ = request.take();
+            }
         }
         self.ends.clear();
         self.len = 0;
@@ -142,46 +168,59 @@ impl<T: Transport> Outbox<T> {
 
     /// The largest OTLP span body that can go out (0 if not in OTLP mode).
     pub(crate) fn otlp_span_max(&self) -> usize {
-        self.otlp.as_ref().map_or(0, |(r, _)| r.max_body())
+        self.otlp.as_ref().map_or(0, |o| o.sampled.max_body())
     }
 
     /// A closed span as an OTLP `Span` body; `false` if it cannot go out
-    /// (too big for a datagram of its own, or not in OTLP mode).
-    pub(crate) fn otlp_span(&mut self, body: &[u8]) -> bool {
-        match &self.otlp {
-            Some((request, _)) if request.fits_alone(body.len()) => {
-                if !request.fits(body.len()) {
-                    self.finish_request();
-                }
-            }
-            _ => return false,
+    /// (too big for a datagram of its own, not in OTLP mode, or unsampled
+    /// where only UDP carries those).
+    pub(crate) fn otlp_span(&mut self, body: &[u8], sampled: bool) -> bool {
+        let Some(o) = &mut self.otlp else {
+            return false;
+        };
+        if !sampled && !o.udp {
+            return false;
         }
-        if let Some((request, _)) = &mut self.otlp {
-            request.push(body);
+        let request = o.of(sampled);
+        if !request.fits_alone(body.len()) {
+            return false;
+        }
+        if !request.fits(body.len()) {
+            self.finish_request(sampled);
+        }
+        if let Some(o) = &mut self.otlp {
+            o.of(sampled).push(body);
         }
         true
     }
 
     /// Turns the request being filled into a datagram.
-    fn finish_request(&mut self) {
-        if self.otlp.as_ref().is_none_or(|(r, _)| r.spans() == 0) {
+    fn finish_request(&mut self, sampled: bool) {
+        if self
+            .otlp
+            .as_mut()
+            .is_none_or(|o| o.of(sampled).spans() == 0)
+        {
             return;
         }
         if self.ends.is_full() || self.arena.len() - self.len < DATAGRAM_MAX {
             self.send_arena();
         }
-        let Some((request, udp)) = &mut self.otlp else {
+        let Some(o) = &mut self.otlp else {
             return;
         };
+        let udp = o.udp;
+        let request = o.of(sampled);
         let spans = request.spans();
-        let n = otlp::write_datagram(request.take(), *udp, &mut self.arena[self.len..]);
+        let n = otlp::write_datagram(request.take(), udp, sampled, &mut self.arena[self.len..]);
         self.len += n;
         self.ends.push((self.len, spans));
     }
 
     /// Hands every collected datagram to the transport.
     pub(crate) fn send_all(&mut self) {
-        self.finish_request();
+        self.finish_request(true);
+        self.finish_request(false);
         self.send_arena();
     }
 

@@ -177,6 +177,10 @@ pub enum Key {
     /// `traced` (calls): the trace header went downstream with the call, so
     /// the service called continues this trace (a boolean).
     Traced,
+    /// The span belongs to an unsampled trace and is recorded only for
+    /// OTLP's unsampled datagrams (`T1U`, for Application Signals); the
+    /// value is ignored. X-Ray documents never include it.
+    Unsampled,
 }
 
 /// Set in `Inline::total` when the producer cut the value.

@@ -69,6 +69,8 @@ pub(crate) struct Span {
     pub(crate) children: Option<crate::children::BufferId>,
     /// Open order, for evicting the oldest span from a full table.
     pub(crate) seq: u64,
+    /// False once [`Key::Unsampled`] was recorded.
+    pub(crate) sampled: bool,
 }
 
 impl Span {
@@ -89,6 +91,7 @@ impl Span {
             truncated: false,
             children: None,
             seq: 0,
+            sampled: true,
         }
     }
 
@@ -116,6 +119,7 @@ impl Span {
         self.text.clear();
         self.pending = None;
         self.truncated = false;
+        self.sampled = true;
         self.children = None;
         self.seq = seq;
     }
@@ -152,6 +156,10 @@ impl Span {
                 if self.kind == Kind::Local {
                     self.kind = Kind::Remote;
                 }
+                return;
+            }
+            (Key::Unsampled, _) => {
+                self.sampled = false;
                 return;
             }
             _ => {}

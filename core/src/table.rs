@@ -313,6 +313,11 @@ impl SpanTable {
         if out.is_otlp() {
             return self.close_otlp(slot, end, out);
         }
+        if !self.slots[s].sampled {
+            // Recorded for OTLP's unsampled datagrams only.
+            self.release(slot);
+            return;
+        }
         let Some((mut len, trimmed)) = self.write_own(s, Some(end), 1) else {
             self.lose(slot, out);
             return;
@@ -351,7 +356,7 @@ impl SpanTable {
                 Some((n, level > 0))
             });
         match written {
-            Some((n, trimmed)) if out.otlp_span(&self.scratch[..n]) => {
+            Some((n, trimmed)) if out.otlp_span(&self.scratch[..n], span.sampled) => {
                 if trimmed || span.truncated {
                     self.counters.spans_truncated.add(1);
                 }
@@ -409,7 +414,7 @@ impl SpanTable {
 
     /// Sends an open span as `in_progress`, and its closed children on their own.
     fn report_in_progress<T: Transport>(&mut self, slot: u32, out: &mut Outbox<T>) {
-        if out.is_otlp() {
+        if out.is_otlp() || !self.slots[slot as usize].sampled {
             // OTLP has no in-progress spans: it is sent when it closes.
             return;
         }

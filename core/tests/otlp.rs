@@ -234,3 +234,65 @@ fn errors_without_a_fault_are_error_status_too() {
     assert_eq!(attr_str(&s.attributes, "enduser.id"), Some("u-42"));
     assert_eq!(s.status.as_ref().unwrap().code, 2);
 }
+
+#[test]
+fn unsampled_spans_go_out_as_t1u_and_never_as_xray() {
+    let daemon = Daemon::start();
+    let (e, _guard) = otlp_emitter(&daemon);
+    let trace = TraceId::new();
+    let (kept, unsampled) = (SegmentId::random(), SegmentId::random());
+    assert!(open(&e, kept, trace, None, "api", Kind::Segment));
+    assert!(open(
+        &e,
+        unsampled,
+        TraceId::new(),
+        None,
+        "health",
+        Kind::Segment
+    ));
+    set(&e, unsampled, Key::Unsampled, Value::Bool(true));
+    assert!(close(&e, kept));
+    assert!(close(&e, unsampled));
+    assert!(e.flush(Duration::from_secs(2)).complete);
+    daemon.wait_until(Duration::from_secs(2), |d| d.len() >= 2);
+    let mut by_flag: Vec<(bool, Vec<String>)> = daemon
+        .received()
+        .iter()
+        .map(|d| {
+            let (sampled, request) = xray_testkit::otlp::decode_any(d);
+            (
+                sampled,
+                spans(&[request]).iter().map(|s| s.name.clone()).collect(),
+            )
+        })
+        .collect();
+    by_flag.sort();
+    assert_eq!(
+        by_flag,
+        [
+            (false, vec!["health".to_string()]),
+            (true, vec!["api".to_string()])
+        ]
+    );
+
+    // The same records as X-Ray documents: the unsampled span is not sent.
+    let xray = Daemon::start();
+    let (e, _guard) = xray_testkit::spans::emitter(&xray);
+    let (kept, unsampled) = (SegmentId::random(), SegmentId::random());
+    assert!(open(&e, kept, trace, None, "api", Kind::Segment));
+    assert!(open(
+        &e,
+        unsampled,
+        TraceId::new(),
+        None,
+        "health",
+        Kind::Segment
+    ));
+    set(&e, unsampled, Key::Unsampled, Value::Bool(true));
+    assert!(close(&e, unsampled));
+    assert!(close(&e, kept));
+    assert!(e.flush(Duration::from_secs(2)).complete);
+    let docs = xray.documents_with_spans(1, Duration::from_secs(2));
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["name"], "api");
+}

@@ -364,7 +364,7 @@ pub fn otlp(data: &[u8]) {
                 "{} bytes",
                 d.len()
             );
-            let request = xray_testkit::otlp::decode_datagram(d);
+            let (_, request) = xray_testkit::otlp::decode_any(d);
             for span in xray_testkit::otlp::spans(&[request]) {
                 assert_eq!(span.trace_id.len(), 16);
                 assert_eq!(span.span_id.len(), 8);
@@ -382,7 +382,7 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
     let id = |n: u8| SegmentId::from_u64(u64::from(n % 16) + 1).unwrap_or_else(|| unreachable!());
     while !u.is_empty() {
         let span = id(u.arbitrary()?);
-        match u.int_in_range(0..=8u8)? {
+        match u.int_in_range(0..=9u8)? {
             0 | 1 => {
                 let parent = if u.arbitrary()? {
                     Some(id(u.arbitrary()?))
@@ -465,6 +465,14 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
                 ));
                 c.report_deadlines();
             }
+            // Unsampled: never in an X-Ray document, a `T1U` datagram in OTLP.
+            8 => c.apply(&Record::new(
+                span,
+                Body::Attr {
+                    key: Key::Unsampled,
+                    value: Value::Bool(true),
+                },
+            )),
             _ => c.send(),
         }
         assert!(c.open_spans() <= TABLE_SPANS, "the table never grows");

@@ -49,6 +49,7 @@ pub struct Builder {
     pub(crate) format: Format,
     /// OTLP/HTTP endpoint; `None`: from the OTel variables when built.
     pub(crate) otlp_endpoint: Option<String>,
+    pub(crate) otlp_unsampled: bool,
     pub(crate) ec2_metadata: bool,
     pub(crate) metadata_timeout: Duration,
 }
@@ -77,6 +78,7 @@ impl Default for Builder {
             service_version: None,
             format: Format::XRay,
             otlp_endpoint: None,
+            otlp_unsampled: false,
             ec2_metadata: false,
             metadata_timeout: Duration::from_secs(1),
         }
@@ -106,6 +108,12 @@ impl Builder {
             sampling_rules: env("TRACING_XRAY_SAMPLING_RULES").map(PathBuf::from),
             service_version: crate::identity::version_from_env(),
             format: Format::from_env(),
+            otlp_unsampled: [
+                "OTEL_AWS_APPLICATION_SIGNALS_ENABLED",
+                "OTEL_AWS_APP_SIGNALS_ENABLED",
+            ]
+            .iter()
+            .any(|v| env(v).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))),
             ec2_metadata: env("TRACING_XRAY_EC2_METADATA")
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             ..Builder::default()
@@ -130,6 +138,23 @@ impl Builder {
     pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
         self.otlp_endpoint = Some(url.into());
         self
+    }
+
+    /// With [`Format::Otlp`] over UDP: spans of unsampled traces are sent
+    /// too, in `T1U` datagrams (what CloudWatch Application Signals reads),
+    /// as AWS's OpenTelemetry distribution does when Application Signals is
+    /// on. Off by default; from the environment:
+    /// `OTEL_AWS_APPLICATION_SIGNALS_ENABLED=true`. Such spans cost the
+    /// caller what a sampled span costs.
+    #[must_use]
+    pub fn otlp_unsampled(mut self, on: bool) -> Self {
+        self.otlp_unsampled = on;
+        self
+    }
+
+    /// Whether spans of unsampled traces are recorded (for `T1U`).
+    pub(crate) fn records_unsampled(&self) -> bool {
+        self.otlp_unsampled && self.format == Format::Otlp && self.http_endpoint().is_none()
     }
 
     /// `service.version` of every segment (outside Lambda): the version of

@@ -63,6 +63,8 @@ pub struct XRaySubscriber {
     identity: Option<Identity>,
     region: Option<String>,
     lambda: bool,
+    /// Spans of unsampled traces are recorded too (OTLP over UDP, `T1U`).
+    record_unsampled: bool,
     concurrent: bool,
     flush_timeout: Duration,
     context_missing: ContextMissing,
@@ -151,6 +153,7 @@ impl XRaySubscriber {
         guard: Option<EmitterGuard>,
         sampling: sampling::Config,
     ) -> Self {
+        let record_unsampled = b.records_unsampled();
         XRaySubscriber {
             instance: crate::current::new_instance(),
             emitter,
@@ -166,6 +169,7 @@ impl XRaySubscriber {
             service_name: b.service_name,
             region: b.region,
             lambda: b.lambda,
+            record_unsampled,
             concurrent: b.concurrent,
             flush_timeout: b.flush_timeout,
             context_missing: b.context_missing,
@@ -310,7 +314,8 @@ where
         let Some(state) = span.and_then(|id| self.states.get(id.into_u64())) else {
             return;
         };
-        if !state.sampled() {
+        // Recorded: sampled, or unsampled for OTLP's `T1U` datagrams.
+        if state.own.is_none() && state.op.is_none() {
             return;
         }
         if request_id && let Some(op) = state.op {

@@ -39,7 +39,17 @@ pub fn base64_decode(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The request in an OTLP/UDP datagram; panics if it is not one.
+/// Whether an OTLP/UDP datagram carries sampled spans (`T1S`) or
+/// unsampled ones (`T1U`), and its request; panics if it is neither.
+pub fn decode_any(datagram: &[u8]) -> (bool, ExportTraceServiceRequest) {
+    let unsampled = b"{\"format\":\"json\",\"version\":1}\nT1U";
+    match datagram.strip_prefix(unsampled.as_slice()) {
+        Some(b64) => (false, decode_request(&base64_decode(b64))),
+        None => (true, decode_datagram(datagram)),
+    }
+}
+
+/// The request in an OTLP/UDP datagram of sampled spans; panics if it is not one.
 pub fn decode_datagram(datagram: &[u8]) -> ExportTraceServiceRequest {
     let b64 = datagram.strip_prefix(UDP_PREFIX).unwrap_or_else(|| {
         panic!(

@@ -58,7 +58,7 @@ pub struct XRayInterceptor {
     _private: (),
 }
 
-/// The layer and the current call, if the current span is inside a sampled SDK call.
+/// The layer and the current call, if the current span is inside a recorded SDK call.
 fn with_call(f: impl FnOnce(&XRaySubscriber, SegmentId)) {
     tracing::Span::current().with_subscriber(|(id, dispatch)| {
         let Some(layer) = dispatch.downcast_ref::<XRaySubscriber>() else {
@@ -67,7 +67,8 @@ fn with_call(f: impl FnOnce(&XRaySubscriber, SegmentId)) {
         let Some(state) = layer.state_in(id, dispatch) else {
             return;
         };
-        if let (true, Some(op)) = (state.sampled(), state.op) {
+        // Only a recorded call has an `op`.
+        if let Some(op) = state.op {
             f(layer, op);
         }
     });

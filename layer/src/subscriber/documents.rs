@@ -1,7 +1,7 @@
 //! Spans that become documents: the open record, and a user span's fields.
 
 use tracing_core::span::{Attributes, Id};
-use xray_emitter::{Batch, Body, Key, Kind, Record, SegmentId, StaticName, clock};
+use xray_emitter::{Batch, Body, Key, Kind, Record, SegmentId, StaticName, Value, clock};
 
 use super::XRaySubscriber;
 use super::placement::Placement;
@@ -27,7 +27,10 @@ impl XRaySubscriber {
         if !sampled {
             self.emitter.count_unsampled();
         }
-        let own = sampled.then(SegmentId::random);
+        // Unsampled spans are recorded too when OTLP's unsampled datagrams
+        // are on (for Application Signals), marked so no X-Ray document and
+        // no `T1S` datagram ever carries them.
+        let own = (sampled || self.record_unsampled).then(SegmentId::random);
         let mut state = State {
             class,
             flags: p.flags,
@@ -60,6 +63,15 @@ impl XRaySubscriber {
                     kind,
                 },
             ));
+            if opened && !sampled {
+                b.push(Record::new(
+                    own,
+                    Body::Attr {
+                        key: Key::Unsampled,
+                        value: Value::Bool(true),
+                    },
+                ));
+            }
             if !opened {
                 self.emitter.count_dropped_span();
                 state.flags |= flag::OPEN_LOST;

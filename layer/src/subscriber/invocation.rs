@@ -60,7 +60,7 @@ impl XRaySubscriber {
     }
 
     pub(super) fn close_invocation(&self, state: &State) {
-        if !state.sampled() {
+        if !state.sampled() && !self.record_unsampled {
             return;
         }
         if let (Some(trace), Some(facade)) = (state.trace, state.anchor) {
