@@ -54,7 +54,8 @@ pub struct Builder {
     pub(crate) metadata_timeout: Duration,
 }
 
-fn env(name: &str) -> Option<String> {
+/// A set, non-blank environment variable.
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 

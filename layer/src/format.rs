@@ -2,6 +2,7 @@
 //! OpenTelemetry (OTLP over UDP to the same daemon address, as AWS's
 //! OpenTelemetry distribution sends them from Lambda).
 
+use crate::builder::env;
 use xray_emitter::Resource;
 
 /// The output format, chosen with [`Builder::format`](crate::Builder::format)
@@ -26,10 +27,6 @@ impl Format {
             _ => Format::XRay,
         }
     }
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// The OTLP resource: `service.name` (the builder's service name,

@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use xray_emitter::LateLosses;
 use xray_emitter::testing::{MAX_BATCH, Sent, Transport};
 
+use crate::builder::env;
 use crate::local_http;
 
 /// Requests waiting for the worker at most.
@@ -34,10 +35,6 @@ pub(crate) struct Endpoint {
     pub(crate) headers: Vec<(String, String)>,
     /// Each attempt's bound.
     pub(crate) timeout: Duration,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl Endpoint {

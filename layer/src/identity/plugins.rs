@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use crate::builder::env;
 use crate::local_http;
 
 const BEANSTALK_FILE: &str = "/var/elasticbeanstalk/xray/environment.conf";
@@ -32,10 +33,6 @@ pub(crate) struct Plugins {
 pub(crate) struct Found {
     pub(crate) origin: Option<&'static str>,
     pub(crate) aws: Vec<(&'static str, String)>,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl Plugins {
