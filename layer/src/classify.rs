@@ -111,6 +111,31 @@ const CACHE: usize = 1024;
 /// its address are free to hold the class, and one atomic word holds both.
 const CLASS_BITS: usize = 0b111;
 const PACKABLE: bool = std::mem::align_of::<Metadata<'static>>() > CLASS_BITS;
+/// The top bit of the word says the callsite's fields are all plain
+/// metadata (see [`crate::fields::is_plain`]); addresses with it set (none
+/// on today's 64-bit targets) are classified every time instead of cached.
+const PLAIN_BIT: usize = 1 << (usize::BITS - 1);
+
+/// What the layer knows of a callsite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) class: Class,
+    /// Every field goes to `metadata.default` as it is: the span's fields
+    /// can be recorded without looking at their names.
+    pub(crate) plain: bool,
+}
+
+fn see(meta: &Metadata<'_>) -> Seen {
+    let class = classify(meta);
+    Seen {
+        class,
+        plain: class == Class::User
+            && meta
+                .fields()
+                .iter()
+                .all(|f| crate::fields::is_plain(f.name())),
+    }
+}
 
 /// Classes of callsites seen, keyed by the address of their `'static` metadata.
 pub(crate) struct Callsites {
@@ -135,29 +160,39 @@ impl Callsites {
     /// The class of `meta`, classified on first sight and cached.
     #[inline]
     pub(crate) fn class(&self, meta: &'static Metadata<'static>) -> Class {
-        if !PACKABLE {
-            return classify(meta);
-        }
+        self.seen(meta).class
+    }
+
+    /// What `meta` is, found on first sight and cached.
+    #[inline]
+    pub(crate) fn seen(&self, meta: &'static Metadata<'static>) -> Seen {
         let key = meta as *const Metadata<'static> as usize;
+        if !PACKABLE || key & PLAIN_BIT != 0 {
+            return see(meta);
+        }
         let mut i = (key >> 3).wrapping_mul(0x9e37_79b9) % CACHE;
         for _ in 0..8 {
             let entry = self.entries[i].load(Ordering::Relaxed);
-            if entry & !CLASS_BITS == key {
-                return Class::from_u8((entry & CLASS_BITS) as u8);
+            if entry & !(CLASS_BITS | PLAIN_BIT) == key {
+                return Seen {
+                    class: Class::from_u8((entry & CLASS_BITS) as u8),
+                    plain: entry & PLAIN_BIT != 0,
+                };
             }
             if entry == 0 {
-                let class = classify(meta);
+                let seen = see(meta);
+                let plain = if seen.plain { PLAIN_BIT } else { 0 };
                 // Losing this race to another callsite only costs a later reclassification.
                 let _ = self.entries[i].compare_exchange(
                     0,
-                    key | class as usize,
+                    key | seen.class as usize | plain,
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
-                return class;
+                return seen;
             }
             i = (i + 1) % CACHE;
         }
-        classify(meta)
+        see(meta)
     }
 }

@@ -92,6 +92,14 @@ fn key_for(name: &'static str) -> Option<Key> {
     })
 }
 
+/// A field that goes to `metadata.default` under its own name and that no
+/// other part of the layer looks at (remote calls, `sql`): a span whose
+/// fields are all plain is recorded by [`PlainFields`], without looking at
+/// names. Decided once per callsite.
+pub(crate) fn is_plain(name: &'static str) -> bool {
+    key_for(name) == Some(Key::Metadata(name)) && !Remote::notes(name)
+}
+
 /// The X-Ray flags an HTTP status implies: 4xx error, 429 also throttle, 5xx fault.
 pub(crate) fn status_flags(status: u64) -> u64 {
     match status {
@@ -180,6 +188,46 @@ impl Visit for UserFields<'_, '_> {
         if key_for(field.name()).is_some() {
             self.record_str(field, &format(value));
         }
+    }
+}
+
+/// Pushes the fields of a span whose callsite's fields are all plain
+/// ([`is_plain`]): each to `metadata.default`, as it is.
+pub(crate) struct PlainFields<'a, 'b> {
+    pub(crate) out: &'a mut Batch<'b>,
+    pub(crate) span: SegmentId,
+}
+
+impl PlainFields<'_, '_> {
+    #[inline]
+    fn value(&mut self, field: &Field, value: Value) {
+        self.out
+            .push(attr(self.span, Key::Metadata(field.name()), value));
+    }
+}
+
+impl Visit for PlainFields<'_, '_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.value(field, Value::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.value(field, Value::U64(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.value(field, Value::F64(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.value(field, Value::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.out
+            .push_str(self.span, Key::Metadata(field.name()), value);
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_str(field, &format(&format_args!("{value}")));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.record_str(field, &format(value));
     }
 }
 
@@ -349,6 +397,57 @@ mod tests {
         assert_eq!(unwrap_debug_option("Some(\"ABC123\")"), Some("ABC123"));
         assert_eq!(unwrap_debug_option("None"), None);
         assert_eq!(unwrap_debug_option("plain"), Some("plain"));
+    }
+
+    #[test]
+    fn plain_fields_are_those_nothing_else_reads() {
+        for name in [
+            "item_id",
+            "status",
+            "count",
+            "user_name",
+            "a.b.c",
+            "http.other",
+        ] {
+            assert!(is_plain(name), "{name}");
+        }
+        let special = [
+            "annotation.k",
+            "http.method",
+            "http.request.method",
+            "url.full",
+            "http.url",
+            "http.status_code",
+            "http.response.status_code",
+            "client.address",
+            "user_agent.original",
+            "xray.traced",
+            "exception.message",
+            "exception.type",
+            "enduser.id",
+            "user.id",
+            "service.version",
+            "xray.name",
+            "otel.name",
+            "xray.trace_header",
+            "otel.kind",
+            "span.kind",
+            "peer.service",
+            "server.address",
+            "net.peer.name",
+            "server.port",
+            "net.peer.port",
+            "db.system",
+            "db.system.name",
+            "db.namespace",
+            "db.name",
+            "db.query.text",
+            "db.statement",
+            "db.user",
+        ];
+        for name in special {
+            assert!(!is_plain(name), "{name}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use arrayvec::ArrayString;
 use xray_emitter::{Batch, Body, Key, Record, SegmentId, SqlField, Value};
 
 /// What a span's fields said about a remote call.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Remote {
     /// `otel.kind` / `span.kind` is `client`.
     client: bool,
@@ -74,6 +74,15 @@ fn database_type(system: &str) -> &str {
 }
 
 impl Remote {
+    /// Whether field `name` says anything of a remote call (what
+    /// [`Remote::note_str`] and [`Remote::note_u64`] look at).
+    pub(crate) fn notes(name: &str) -> bool {
+        let mut r = Remote::default();
+        let kept = r.note_str(name, "client").is_some();
+        r.note_u64(name, 1);
+        kept || r != Remote::default()
+    }
+
     /// Notes a string field; returns the record to push for it, if it is
     /// one that goes somewhere of its own (`sql`), else `None` (the field
     /// is recorded as usual too).

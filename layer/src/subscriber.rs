@@ -218,12 +218,13 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let class = self.callsites.class(attrs.metadata());
+        let seen = self.callsites.seen(attrs.metadata());
+        let class = seen.class;
         match class {
             Class::Invocation => self.open_invocation(attrs, id),
             Class::User => {
                 let (_, parent) = self.parent_state(attrs, &ctx);
-                if let Err(sampled) = self.open_user(attrs, id, parent) {
+                if let Err(sampled) = self.open_user(attrs, id, parent, seen.plain) {
                     self.mark_unfollowed(&ctx, id, sampled);
                 }
             }

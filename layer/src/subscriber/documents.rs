@@ -6,7 +6,7 @@ use xray_emitter::{Batch, Body, Key, Kind, Record, SegmentId, StaticName, Value,
 use super::XRaySubscriber;
 use super::placement::Placement;
 use crate::classify::Class;
-use crate::fields::UserFields;
+use crate::fields::{PlainFields, UserFields};
 use crate::remote::Remote;
 use crate::states::{State, flag};
 
@@ -83,11 +83,13 @@ impl XRaySubscriber {
     }
 
     /// Returns `Err(sampled)` if the table was too full to follow the span.
+    /// `plain`: its callsite's fields all go to metadata as they are.
     pub(super) fn open_user(
         &self,
         attrs: &Attributes<'_>,
         id: &Id,
         parent: Option<State>,
+        plain: bool,
     ) -> Result<(), bool> {
         let meta = attrs.metadata();
         let Some(p) = self.placement(parent, attrs, meta.name()) else {
@@ -115,6 +117,10 @@ impl XRaySubscriber {
                 if let Some(identity) = &self.identity {
                     identity.push(b, own);
                 }
+            }
+            if plain {
+                attrs.record(&mut PlainFields { out: b, span: own });
+                return;
             }
             let mut remote = Remote::default();
             attrs.record(&mut UserFields {
