@@ -59,6 +59,10 @@ const _: () = {
     copy::<Record>()
 };
 
+/// One record per cache line: a record never straddles two lines, so the
+/// producer writing one slot and the consumer reading its neighbour never
+/// touch the same line.
+#[repr(align(64))]
 struct Slot(UnsafeCell<MaybeUninit<Record>>);
 
 /// The memory both ends share.
