@@ -86,7 +86,7 @@ impl Snapshot {
         for (i, q) in self.quick.iter().enumerate() {
             if q.admits(&quick)
                 && let Some(rule) = self.rules.get(i)
-                && rule.matches(request)
+                && q.matches(rule, request)
             {
                 return rule;
             }

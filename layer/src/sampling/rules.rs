@@ -73,6 +73,29 @@ impl Pattern {
         }
     }
 
+    /// As [`Pattern::matches`], when the text is known to begin with the
+    /// pattern's literal prefix (in any case) and that prefix is at most
+    /// eight bytes: what [`Quick`] proved is not compared again.
+    #[inline(always)]
+    fn matches_past_prefix(&self, text: &str) -> bool {
+        match self {
+            Pattern::Any => true,
+            Pattern::Exact(p) if p.len() <= 8 => text.len() == p.len(),
+            Pattern::Glob {
+                pattern,
+                prefix,
+                suffix,
+                one_star,
+            } if *prefix <= 8 => {
+                let (p, t) = (pattern.as_bytes(), text.as_bytes());
+                t.len() >= prefix + suffix
+                    && eq_lower(&t[t.len() - suffix..], &p[p.len() - suffix..])
+                    && (*one_star || glob(p, t))
+            }
+            _ => self.matches(text),
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn matches_any_case(&self, text: &str) -> bool {
         self.matches(text)
@@ -117,10 +140,14 @@ fn eq_lower(text: &[u8], lower: &[u8]) -> bool {
         return false;
     }
     if n < 8 {
-        return text
-            .iter()
-            .zip(lower)
-            .all(|(t, l)| t.to_ascii_lowercase() == *l);
+        let mut i = 0;
+        while i < n {
+            if text[i].to_ascii_lowercase() != lower[i] {
+                return false;
+            }
+            i += 1;
+        }
+        return true;
     }
     let mut i = 0;
     while i + 8 < n {
@@ -253,6 +280,23 @@ impl Quick {
     pub(crate) fn admits(&self, r: &QuickRequest) -> bool {
         (self.method == 0 || self.method == r.method) && r.path & self.mask == self.prefix
     }
+
+    /// Whether `rule`, whose quick test this is and admitted `r`, matches
+    /// it: the method and the path's first bytes the quick test compared
+    /// are not compared again.
+    #[inline(always)]
+    pub(crate) fn matches(&self, rule: &Rule, r: &Request<'_>) -> bool {
+        let method = if self.method != 0 {
+            // Equal packed words of at most eight bytes: equal if as long.
+            matches!(&rule.http_method, Pattern::Exact(m) if m.len() == r.method.len())
+        } else {
+            rule.http_method.matches(r.method)
+        };
+        rule.any_resource
+            && method
+            && rule.url_path.matches_past_prefix(r.path)
+            && rule.matches_rest(r)
+    }
 }
 
 /// One rule, prepared.
@@ -275,13 +319,20 @@ pub(crate) struct Rule {
 }
 
 impl Rule {
-    #[inline]
+    /// The whole test, as [`Quick::matches`] after [`Quick::admits`].
+    #[cfg(test)]
     pub(crate) fn matches(&self, r: &Request<'_>) -> bool {
         // The cheap and telling tests first.
         self.any_resource
             && self.http_method.matches(r.method)
             && self.url_path.matches(r.path)
-            && self.service_name.matches(r.service)
+            && self.matches_rest(r)
+    }
+
+    /// The tests after method and path.
+    #[inline(always)]
+    fn matches_rest(&self, r: &Request<'_>) -> bool {
+        self.service_name.matches(r.service)
             && self.host.matches(r.host)
             && self.service_type.matches(r.service_type)
             && self.attributes.iter().all(|(key, pattern)| {
