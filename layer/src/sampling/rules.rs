@@ -113,7 +113,12 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
                 star = Some((p, t));
                 p += 1;
             }
-            Some(&c) if c == b'?' || c == text[t].to_ascii_lowercase() => {
+            // `?` takes one character, however many bytes it is.
+            Some(b'?') => {
+                p += 1;
+                t += utf8_width(text[t]);
+            }
+            Some(&c) if c == text[t].to_ascii_lowercase() => {
                 p += 1;
                 t += 1;
             }
@@ -128,6 +133,17 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
         }
     }
     pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// The bytes of the UTF-8 character `lead` begins (1 for a byte that
+/// begins none, so that matching always moves on).
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0xf0..=0xf7 => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
 }
 
 /// `text` equals the lowercase `lower` but for ASCII case: eight bytes at
@@ -377,6 +393,10 @@ mod tests {
             ("ab*ab", "ab", false),
             ("ab*ab", "abab", true),
             ("/a/*x", "/a/x", true),
+            ("/?", "/é", true),
+            ("/??", "/é", false),
+            ("?*b", "éb", true),
+            ("a?c", "a€c", true),
         ];
         for (pattern, text, expected) in cases {
             assert_eq!(
@@ -420,6 +440,10 @@ mod tests {
             "a*b?c",
             "/h",
             "exactly-eight",
+            "exactly8",
+            "/api/ord*",
+            "/api/ord?rs/*",
+            "GET\0",
             "",
         ];
         let texts = [
@@ -434,6 +458,14 @@ mod tests {
             "/h",
             "",
             "exactly-eight",
+            "EXACTLY8",
+            "exactly8x",
+            "/api/ord",
+            "/api/orders/1",
+            "GET\0",
+            "get\0",
+            "/é",
+            "naïve-ü",
         ];
         for p in patterns {
             for t in texts {
@@ -457,9 +489,15 @@ mod tests {
                     path: t,
                     ..Request::default()
                 };
+                let quick = Quick::new(&rule);
+                let admitted = quick.admits(&QuickRequest::new(&request));
                 if rule.matches(&request) {
-                    assert!(
-                        Quick::new(&rule).admits(&QuickRequest::new(&request)),
+                    assert!(admitted, "{p} ~ {t}");
+                }
+                if admitted {
+                    assert_eq!(
+                        quick.matches(&rule, &request),
+                        rule.matches(&request),
                         "{p} ~ {t}"
                     );
                 }
