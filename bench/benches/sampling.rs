@@ -1,7 +1,9 @@
 //! A sampling decision on the request's thread: the rules of an account
 //! (ten, with globs on path, method, host and service name) matched against
 //! a request that only the last rule takes, beside a baseline that does the
-//! least any sampler must (one random number and one comparison).
+//! least any sampler must (one random number and one comparison). The last
+//! case decides as the layer does, with the clock the root span read for
+//! its start time.
 //!
 //! `cargo bench -p xray-bench --bench sampling`
 
@@ -33,6 +35,20 @@ fn sampling(c: &mut Criterion) {
                 black_box("GET"),
                 black_box("api.example.com"),
                 black_box("/api/orders/42"),
+            )
+        })
+    });
+    // As the layer decides: the clock is read once for the root span's
+    // start and its decision, so the decision itself does not read it.
+    let at = xray_emitter::clock::now();
+    g.bench_function("ten_rules_last_matches_clock_read_by_span", |b| {
+        b.iter(|| {
+            rules.sample_at(
+                black_box("shop"),
+                black_box("GET"),
+                black_box("api.example.com"),
+                black_box("/api/orders/42"),
+                black_box(at),
             )
         })
     });

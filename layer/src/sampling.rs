@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use xray_emitter::SegmentId;
-use xray_emitter::clock::{self, Converter};
+use xray_emitter::clock::{self, Converter, Ticks};
 
 pub(crate) use request::RequestFields;
 pub(crate) use rules::Request;
@@ -205,11 +205,14 @@ impl Sampler {
     }
 
     /// Whether to record a new trace for `request`.
-    pub(crate) fn sample(&self, request: &Request<'_>) -> bool {
+    /// Decides `request`, arriving `at` (the clock as the root span read
+    /// it for its start: read once for both).
+    pub(crate) fn sample(&self, request: &Request<'_>, at: Ticks) -> bool {
+        let second = base().seconds_since_anchor(at);
         self.with_snapshot(|s| {
             s.rule(request)
                 .state
-                .decide(now(), || SegmentId::random().get())
+                .decide(second, || SegmentId::random().get())
         })
     }
 
@@ -264,6 +267,19 @@ pub mod testing {
 
         /// Decides one request, as a root span with these fields would be.
         pub fn sample(&self, service: &str, method: &str, host: &str, path: &str) -> bool {
+            self.sample_at(service, method, host, path, clock::now())
+        }
+
+        /// As [`Rules::sample`], with the clock already read (as the layer
+        /// reads it once for a root span's start and its decision).
+        pub fn sample_at(
+            &self,
+            service: &str,
+            method: &str,
+            host: &str,
+            path: &str,
+            at: clock::Ticks,
+        ) -> bool {
             let request = Request {
                 service,
                 service_type: "",
@@ -275,7 +291,9 @@ pub mod testing {
             self.0
                 .rule(&request)
                 .state
-                .decide(now(), || SegmentId::random().get())
+                .decide(base().seconds_since_anchor(at), || {
+                    SegmentId::random().get()
+                })
         }
 
         /// The name of the rule that decides such a request.

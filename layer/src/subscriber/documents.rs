@@ -58,7 +58,7 @@ impl XRaySubscriber {
                 Body::Open {
                     parent: p.anchor,
                     trace: p.trace,
-                    time: clock::now(),
+                    time: p.at.unwrap_or_else(clock::now),
                     name: StaticName::new(name),
                     kind,
                 },

@@ -7,6 +7,7 @@ use tracing_core::Subscriber;
 use tracing_core::span::{Attributes, Id};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
+use xray_emitter::clock::{self, Ticks};
 use xray_emitter::header::Sampled;
 use xray_emitter::{SegmentId, TraceHeader, TraceId};
 
@@ -27,6 +28,9 @@ pub(super) struct Placement {
     pub(super) context: u16,
     /// A root outside Lambda: the span is a segment.
     pub(super) segment: bool,
+    /// The clock, if it was read already (to decide sampling): the span
+    /// starts then, and the clock is read once.
+    pub(super) at: Option<Ticks>,
 }
 
 /// Marks a span the state table was too full to follow, in the registry's
@@ -153,6 +157,7 @@ impl XRaySubscriber {
         let mut incoming = Find::new("xray.trace_header");
         attrs.record(&mut incoming);
         let header = incoming.found.and_then(|t| TraceHeader::parse(&t).ok());
+        let mut at = None;
         let (trace, parent, decided, extras) = match &header {
             Some(h) => (h.root.unwrap_or_default(), h.parent, h.sampled, h.extras()),
             None => (TraceId::new(), None, None, ""),
@@ -171,7 +176,9 @@ impl XRaySubscriber {
                     .as_ref()
                     .and_then(|i| i.origin())
                     .unwrap_or("");
-                self.sampler.sample(&request)
+                let now = clock::now();
+                at = Some(now);
+                self.sampler.sample(&request, now)
             }
         };
         let (flags, context) = self.enter_trace(sampled, extras);
@@ -182,6 +189,7 @@ impl XRaySubscriber {
             op: None,
             context,
             segment: true,
+            at,
         })
     }
 
@@ -215,6 +223,7 @@ impl XRaySubscriber {
                 op: None,
                 context: contexts::NONE,
                 segment: false,
+                at: None,
             });
         }
         let header = std::env::var("_X_AMZN_TRACE_ID").ok()?;
@@ -226,6 +235,7 @@ impl XRaySubscriber {
             op: None,
             context: contexts::NONE,
             segment: false,
+            at: None,
         })
     }
 
@@ -258,6 +268,7 @@ impl XRaySubscriber {
                     op: p.op,
                     context: p.context,
                     segment: false,
+                    at: None,
                 }),
                 None if p.flags & flag::UNFOLLOWED != 0 => {
                     if p.sampled() {
