@@ -112,6 +112,9 @@ pub struct Converter {
     base_ticks: u64,
     base_at: Instant,
     nanos_per_tick: f64,
+    /// Seconds per tick in 0.64 fixed point: whole seconds from ticks in
+    /// one widening multiply, no float conversions.
+    seconds_per_tick_q64: u64,
 }
 
 impl Default for Converter {
@@ -139,6 +142,7 @@ impl Converter {
             base_ticks: ticks,
             base_at: at,
             nanos_per_tick,
+            seconds_per_tick_q64: q64(nanos_per_tick),
         }
     }
 
@@ -169,6 +173,7 @@ impl Converter {
             if plausible && consistent {
                 if long_enough {
                     self.nanos_per_tick = rate;
+                    self.seconds_per_tick_q64 = q64(rate);
                 }
             } else {
                 self.base_ticks = ticks;
@@ -197,19 +202,23 @@ impl Converter {
     /// monotonic clock of its own, for counting requests per second
     /// without reading the system clock.
     pub fn seconds_since_anchor(&self, t: Ticks) -> u64 {
-        let delta_ticks = t.0.wrapping_sub(self.anchor_ticks) as i64;
-        let nanos = if self.tsc {
-            delta_ticks as f64 * self.nanos_per_tick
-        } else {
-            delta_ticks as f64
-        };
-        (nanos.max(0.0) * 1e-9) as u64
+        let delta_ticks = t.0.wrapping_sub(self.anchor_ticks);
+        if (delta_ticks as i64) < 0 {
+            return 0;
+        }
+        ((u128::from(delta_ticks) * u128::from(self.seconds_per_tick_q64)) >> 64) as u64
     }
 
     /// The current wall time in microseconds since the epoch.
     pub fn now_micros(&self) -> u64 {
         self.epoch_micros(now())
     }
+}
+
+/// `nanos_per_tick` as seconds per tick in 0.64 fixed point (saturating:
+/// a tick longer than a second is not a clock this runs on).
+fn q64(nanos_per_tick: f64) -> u64 {
+    (nanos_per_tick * 1e-9 * 18_446_744_073_709_551_616.0) as u64
 }
 
 static FIRST_RATE: OnceLock<f64> = OnceLock::new();
@@ -252,6 +261,21 @@ fn read_pair() -> (u64, Instant, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_seconds_in_fixed_point_agree_with_floats() {
+        let c = Converter::new();
+        for secs in [0.0, 0.5, 1.0, 1.999, 59.0, 3600.25, 86_400.0 * 365.0] {
+            let delta = (secs * 1e9 / c.nanos_per_tick) as u64;
+            let expected = (delta as f64 * c.nanos_per_tick * 1e-9) as u64;
+            let got = c.seconds_since_anchor(Ticks(c.anchor_ticks.wrapping_add(delta)));
+            assert!(got.abs_diff(expected) <= 1, "{secs}: {got} vs {expected}");
+        }
+        assert_eq!(
+            c.seconds_since_anchor(Ticks(c.anchor_ticks.wrapping_sub(5))),
+            0
+        );
+    }
 
     #[test]
     fn ticks_advance() {
