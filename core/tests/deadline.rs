@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use xray_emitter::{Body, Kind, Record, SegmentId, TraceId};
+use xray_emitter::{Body, Emitter, Kind, Record, SegmentId, TraceId};
 use xray_testkit::spans::{close, emitter, open, open_top};
 use xray_testkit::{Daemon, entities};
 
@@ -23,24 +23,37 @@ fn in_progress(datagrams: &[Vec<u8>], id: SegmentId) -> bool {
         .any(|e| e["id"] == id.to_string() && e["in_progress"] == true)
 }
 
-#[test]
-fn open_spans_are_reported_when_the_deadline_comes_then_sent_complete() {
-    let daemon = Daemon::start();
-    let (e, _guard) = emitter(&daemon);
-    let trace = TraceId::new();
-    let function = SegmentId::random();
+/// Opens the handler's subsegment under the function's segment `function`.
+fn open_handler(e: &Emitter, trace: TraceId, function: SegmentId) -> SegmentId {
     let handler = SegmentId::random();
-    let child = SegmentId::random();
-    let other_trace = TraceId::new();
-    let other = SegmentId::random();
     assert!(open_top(
-        &e,
+        e,
         handler,
         trace,
         function,
         "handler",
         Kind::Local
     ));
+    handler
+}
+
+/// Sets `trace`'s deadline `d` from now; returns it in epoch microseconds.
+fn deadline_in(e: &Emitter, handler: SegmentId, trace: TraceId, d: Duration) -> u64 {
+    let at = epoch_micros_in(d);
+    assert!(e.push(Record::new(handler, Body::Deadline { trace, at })));
+    at
+}
+
+#[test]
+fn open_spans_are_reported_when_the_deadline_comes_then_sent_complete() {
+    let daemon = Daemon::start();
+    let (e, _guard) = emitter(&daemon);
+    let trace = TraceId::new();
+    let function = SegmentId::random();
+    let handler = open_handler(&e, trace, function);
+    let child = SegmentId::random();
+    let other_trace = TraceId::new();
+    let other = SegmentId::random();
     assert!(open(&e, child, trace, Some(handler), "load", Kind::Local));
     assert!(close(&e, child));
     assert!(open_top(
@@ -51,8 +64,7 @@ fn open_spans_are_reported_when_the_deadline_comes_then_sent_complete() {
         "other",
         Kind::Local
     ));
-    let at = epoch_micros_in(Duration::from_millis(300));
-    assert!(e.push(Record::new(handler, Body::Deadline { trace, at })));
+    let at = deadline_in(&e, handler, trace, Duration::from_millis(300));
 
     // Nothing before the deadline: the handler is open, its child waits in it.
     std::thread::sleep(Duration::from_millis(150));
@@ -95,17 +107,8 @@ fn an_ended_trace_forgets_its_deadline() {
     let (e, _guard) = emitter(&daemon);
     let trace = TraceId::new();
     let function = SegmentId::random();
-    let handler = SegmentId::random();
-    assert!(open_top(
-        &e,
-        handler,
-        trace,
-        function,
-        "handler",
-        Kind::Local
-    ));
-    let at = epoch_micros_in(Duration::from_millis(200));
-    assert!(e.push(Record::new(handler, Body::Deadline { trace, at })));
+    let handler = open_handler(&e, trace, function);
+    let at = deadline_in(&e, handler, trace, Duration::from_millis(200));
     assert!(close(&e, handler));
     assert!(e.push(Record::new(function, Body::EndTrace { trace })));
     assert!(e.flush(Duration::from_secs(2)).complete);

@@ -235,22 +235,29 @@ fn errors_without_a_fault_are_error_status_too() {
     assert_eq!(s.status.as_ref().unwrap().code, 2);
 }
 
-#[test]
-fn unsampled_spans_go_out_as_t1u_and_never_as_xray() {
-    let daemon = Daemon::start();
-    let (e, _guard) = otlp_emitter(&daemon);
-    let trace = TraceId::new();
+/// Opens a sampled segment `api` of `trace` and an unsampled one `health`
+/// of another trace; returns their ids.
+fn kept_and_unsampled(e: &Emitter, trace: TraceId) -> (SegmentId, SegmentId) {
     let (kept, unsampled) = (SegmentId::random(), SegmentId::random());
-    assert!(open(&e, kept, trace, None, "api", Kind::Segment));
+    assert!(open(e, kept, trace, None, "api", Kind::Segment));
     assert!(open(
-        &e,
+        e,
         unsampled,
         TraceId::new(),
         None,
         "health",
         Kind::Segment
     ));
-    set(&e, unsampled, Key::Unsampled, Value::Bool(true));
+    set(e, unsampled, Key::Unsampled, Value::Bool(true));
+    (kept, unsampled)
+}
+
+#[test]
+fn unsampled_spans_go_out_as_t1u_and_never_as_xray() {
+    let daemon = Daemon::start();
+    let (e, _guard) = otlp_emitter(&daemon);
+    let trace = TraceId::new();
+    let (kept, unsampled) = kept_and_unsampled(&e, trace);
     assert!(close(&e, kept));
     assert!(close(&e, unsampled));
     assert!(e.flush(Duration::from_secs(2)).complete);
@@ -278,17 +285,7 @@ fn unsampled_spans_go_out_as_t1u_and_never_as_xray() {
     // The same records as X-Ray documents: the unsampled span is not sent.
     let xray = Daemon::start();
     let (e, _guard) = xray_testkit::spans::emitter(&xray);
-    let (kept, unsampled) = (SegmentId::random(), SegmentId::random());
-    assert!(open(&e, kept, trace, None, "api", Kind::Segment));
-    assert!(open(
-        &e,
-        unsampled,
-        TraceId::new(),
-        None,
-        "health",
-        Kind::Segment
-    ));
-    set(&e, unsampled, Key::Unsampled, Value::Bool(true));
+    let (kept, unsampled) = kept_and_unsampled(&e, trace);
     assert!(close(&e, unsampled));
     assert!(close(&e, kept));
     assert!(e.flush(Duration::from_secs(2)).complete);
