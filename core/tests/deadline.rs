@@ -108,7 +108,7 @@ fn an_ended_trace_forgets_its_deadline() {
     let trace = TraceId::new();
     let function = SegmentId::random();
     let handler = open_handler(&e, trace, function);
-    let at = deadline_in(&e, handler, trace, Duration::from_millis(200));
+    deadline_in(&e, handler, trace, Duration::from_millis(200));
     assert!(close(&e, handler));
     assert!(e.push(Record::new(function, Body::EndTrace { trace })));
     assert!(e.flush(Duration::from_secs(2)).complete);
