@@ -60,8 +60,9 @@ const _: () = {
 };
 
 /// One record per cache line: a record never straddles two lines, so the
-/// producer writing one slot and the consumer reading its neighbour never
-/// touch the same line.
+/// producer writing one slot and the consumer reading its neighbour do not
+/// share a line (on 64-byte lines; adjacent-line prefetch may still pair
+/// them).
 #[repr(align(64))]
 struct Slot(UnsafeCell<MaybeUninit<Record>>);
 
