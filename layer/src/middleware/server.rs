@@ -75,12 +75,14 @@ fn server_span<B>(request: &http::Request<B>) -> tracing::Span {
         Some(host) => host,
         None => header(request, &HOST),
     };
+    // Written into stack buffers, cut where the layer would cut them: no
+    // allocation for the span.
     let url = match (uri.scheme(), host) {
         (None, host) if !host.is_empty() => {
             let path = uri.path_and_query().map_or("/", |p| p.as_str());
-            format!("http://{host}{path}")
+            crate::fields::format(&format_args!("http://{host}{path}"))
         }
-        _ => uri.to_string(),
+        _ => crate::fields::format(&format_args!("{uri}")),
     };
     let agent = Some(header(request, &USER_AGENT)).filter(|a| !a.is_empty());
     let forwarded = header(request, &http::HeaderName::from_static("x-forwarded-for"));
@@ -88,7 +90,8 @@ fn server_span<B>(request: &http::Request<B>) -> tracing::Span {
         Some(forwarded.split(',').next().unwrap_or_default().trim()).filter(|f| !f.is_empty());
     let peer = match forwarded {
         Some(_) => None,
-        None => (request.extensions().get::<SocketAddr>()).map(|a| a.ip().to_string()),
+        None => (request.extensions().get::<SocketAddr>())
+            .map(|a| crate::fields::format(&format_args!("{}", a.ip()))),
     };
     let client = forwarded.or(peer.as_deref());
     tracing::info_span!(
