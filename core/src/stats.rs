@@ -84,9 +84,9 @@ counters! {
     spans_unsampled,
     /// Spans a producer did not send because they belong to no trace.
     spans_untraced,
-    /// Spans whose open or close record a producer could not enqueue: they
-    /// are not sent complete (a span whose close was dropped is reported in
-    /// progress at shutdown).
+    /// Spans whose open record a producer could not enqueue. (A span whose
+    /// open was enqueued and whose close was not is the sender's to count:
+    /// it stays open there, and is counted in `spans_lost`.)
     spans_dropped,
 }
 

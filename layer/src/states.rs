@@ -25,8 +25,6 @@ pub(crate) mod flag {
     pub(crate) const SAMPLED: u8 = 1;
     /// This span claimed its trace's context slot and frees it at close.
     pub(crate) const OWNS_CONTEXT: u8 = 2;
-    /// This span's open record was dropped (the span is counted once).
-    pub(crate) const OPEN_LOST: u8 = 4;
     /// An SDK span named after its `service` field rather than its own name.
     pub(crate) const NAMED_BY_SERVICE: u8 = 8;
     /// Stands for an ancestor the table was too full to follow: what opens

@@ -351,12 +351,13 @@ where
             return;
         };
         if let Some(own) = state.own {
-            let closed = self
-                .emitter
+            // A refused close is not counted here: the span was counted
+            // already if its open was refused too, and otherwise the sender
+            // holds it open and counts it lost when it evicts it or stops
+            // (or, for an open pushed after the sender's last pass, the
+            // reaper counts it dropped).
+            self.emitter
                 .push(Record::new(own, Body::Close { time: clock::now() }));
-            if !closed && state.flags & flag::OPEN_LOST == 0 {
-                self.emitter.count_dropped_span();
-            }
         }
         match state.class {
             Class::Invocation => self.close_invocation(&state),

@@ -31,7 +31,7 @@ impl XRaySubscriber {
         // are on (for Application Signals), marked so no X-Ray document and
         // no `T1S` datagram ever carries them.
         let own = (sampled || self.record_unsampled).then(SegmentId::random);
-        let mut state = State {
+        let state = State {
             class,
             flags: p.flags,
             own,
@@ -74,9 +74,6 @@ impl XRaySubscriber {
             }
             if !opened {
                 self.emitter.count_dropped_span();
-                state.flags |= flag::OPEN_LOST;
-                // Its own entry, just written: no other thread knows the id yet.
-                self.states.insert(id.into_u64(), &state);
             }
         }
         Ok(own)
