@@ -93,6 +93,22 @@ impl<T: Transport> Assembler<T> {
         self.out.send_all();
     }
 
+    /// Moves what the transport learned failed, since it was counted sent,
+    /// from sent to lost.
+    pub(crate) fn count_late_failures(&mut self) {
+        let (datagrams, spans) = self.out.transport_mut().late_failures();
+        if datagrams > 0 || spans > 0 {
+            self.counters.failed_late(datagrams, spans);
+        }
+    }
+
+    /// The sender stops: the transport finishes by `deadline`, and what it
+    /// could not is counted.
+    pub(crate) fn close(&mut self, deadline: std::time::Instant) {
+        self.out.transport_mut().close(deadline);
+        self.count_late_failures();
+    }
+
     /// Reports every open span as in progress (each counted lost: it will
     /// never be sent complete) and sends everything.
     pub fn finish(&mut self) {

@@ -456,11 +456,6 @@ impl Emitter {
         self.inner.shared.queued()
     }
 
-    /// Where a transport reports datagrams that failed after `send`.
-    pub fn late_losses(&self) -> crate::stats::LateLosses {
-        crate::stats::LateLosses(self.inner.shared.counters.clone())
-    }
-
     /// The counters. Once the sender has stopped, records pushed after its
     /// last pass are counted as dropped here.
     pub fn stats(&self) -> Stats {
@@ -511,6 +506,7 @@ impl Emitter {
         let deadline = Instant::now() + timeout;
         let flushed = self.flush(timeout);
         let shared = &self.inner.shared;
+        let _ = shared.shutdown_deadline.set(deadline);
         shared.shutdown.store(true, Ordering::Release);
         shared.wake();
         let mut join = self.inner.join.lock().unwrap_or_else(|p| p.into_inner());

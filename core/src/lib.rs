@@ -43,7 +43,7 @@ pub use otlp::{Format, Resource};
 pub use record::{Body, HttpField, Key, Kind, Record, SqlField, StaticName, Value};
 pub use socket::Target;
 pub use span::MAX_ATTRS;
-pub use stats::{LateLosses, Stats};
+pub use stats::Stats;
 
 /// The sender's parts, for this workspace's tests, fuzzing and benchmarks:
 /// not a stable API.

@@ -25,9 +25,22 @@ pub trait Transport {
     fn reopen(&mut self) {}
 
     /// The spans each datagram of the next [`Transport::send`] carries: for
-    /// a transport that learns of a failure after `send` returned (and
-    /// reports it with [`LateLosses`](crate::LateLosses)).
+    /// a transport that learns of a failure after `send` returned.
     fn spans(&mut self, _per_datagram: &[u64]) {}
+
+    /// Datagrams (and the spans in them) that `send` reported sent and that
+    /// failed since (an HTTP export that failed after its retries), taken
+    /// once. The sender asks after each step, once what it sent is counted,
+    /// so that moving them from sent to lost never runs ahead of counting
+    /// them sent.
+    fn late_failures(&mut self) -> (u64, u64) {
+        (0, 0)
+    }
+
+    /// The sender is stopping: a transport that sends from a thread of its
+    /// own finishes what it holds by `deadline`, and reports the rest in
+    /// [`Transport::late_failures`].
+    fn close(&mut self, _deadline: std::time::Instant) {}
 }
 
 impl Transport for DaemonSocket {

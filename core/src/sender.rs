@@ -20,7 +20,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::assembler::Assembler;
 use crate::outbox::Transport;
@@ -48,6 +48,10 @@ const PASSES: usize = 16;
 /// enqueued before it, then enough for its ends of traces to be due.
 const SETTLE_PASSES: usize = 1 + END_WAIT as usize;
 
+/// How long a transport may take to finish what it holds when the sender
+/// stops without a shutdown's own bound (every handle dropped).
+const TRANSPORT_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// Where producers hand their rings' reading ends to the sender.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
@@ -63,6 +67,9 @@ pub(crate) struct Shared {
     pub(crate) flush_done: Mutex<u64>,
     pub(crate) flushed: Condvar,
     pub(crate) shutdown: AtomicBool,
+    /// When the first shutdown asked to be done by: the transport's bound
+    /// for finishing what it holds.
+    pub(crate) shutdown_deadline: OnceLock<Instant>,
     pub(crate) running: AtomicBool,
     /// The sender has read the rings for the last time: what is left in them
     /// (pushed after the final pass) is counted as dropped by [`Shared::reap`].
@@ -85,6 +92,7 @@ impl Shared {
             flush_done: Mutex::new(0),
             flushed: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            shutdown_deadline: OnceLock::new(),
             running: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             restored: AtomicBool::new(false),
@@ -399,6 +407,7 @@ pub(crate) fn run<T: Transport>(
             passes.clear(&shared.counters);
         }
         let taken = passes.count_received(&shared.counters);
+        assembler.count_late_failures();
         if ticket > acked {
             shared.acknowledge(ticket);
             acked = ticket;
@@ -408,6 +417,8 @@ pub(crate) fn run<T: Transport>(
                 passes.step(&shared, &mut assembler, true);
                 passes.after_pass(&mut assembler, true);
                 assembler.finish();
+                let deadline = shared.shutdown_deadline.get().copied();
+                assembler.close(deadline.unwrap_or_else(|| Instant::now() + TRANSPORT_CLOSE_WAIT));
             }));
             passes.count_received(&shared.counters);
             // Pushed between the last pass and producers seeing the shutdown.

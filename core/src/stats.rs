@@ -135,19 +135,14 @@ fn stripe() -> usize {
     STRIPE.with(|s| *s)
 }
 
-/// Reports what a transport learned after its `send` returned: datagrams
-/// counted as sent that never arrived (an HTTP export that failed after its
-/// retries). Cloneable; for the transport's own threads.
-#[derive(Clone, Debug)]
-pub struct LateLosses(pub(crate) std::sync::Arc<Counters>);
-
-impl LateLosses {
-    /// `datagrams` carrying `spans` in all failed: they move from sent to
-    /// lost, and count as send errors.
-    pub fn lost(&self, datagrams: u64, spans: u64) {
-        self.0.documents_sent.sub(datagrams);
-        self.0.spans_sent.sub(spans);
-        self.0.spans_lost.add(spans);
-        self.0.send_errors.add(datagrams);
+impl Counters {
+    /// `datagrams` carrying `spans`, counted as sent, failed after all: they
+    /// move from sent to lost, and count as send errors. Only the sender
+    /// calls it, after counting them sent.
+    pub(crate) fn failed_late(&self, datagrams: u64, spans: u64) {
+        self.documents_sent.sub(datagrams);
+        self.spans_sent.sub(spans);
+        self.spans_lost.add(spans);
+        self.send_errors.add(datagrams);
     }
 }

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use xray_emitter::testing::Target;
@@ -357,17 +356,26 @@ impl Builder {
     }
 
     /// OTLP/HTTP: the sender hands requests to the export worker.
+    /// The daemon's sampling address is the builder's, else
+    /// `AWS_XRAY_DAEMON_ADDRESS` if it is set (no daemon is assumed).
     fn build_http(self, endpoint: Endpoint) -> Result<XRaySubscriber, StartError> {
-        let losses = Arc::new(OnceLock::new());
+        let sampling_address = match (&self.sampling_address, env("AWS_XRAY_DAEMON_ADDRESS")) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(_)) => Some(
+                DaemonAddress::from_env()
+                    .map_err(StartError::Address)?
+                    .tcp
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
         // In Lambda a send waits for the post, so a flush covers it.
         let wait = self
             .lambda
             .then_some(self.flush_timeout.max(Duration::from_millis(500)));
-        let transport =
-            crate::otlp_http::start(endpoint, wait, losses.clone()).map_err(StartError::Spawn)?;
+        let transport = crate::otlp_http::start(endpoint, wait).map_err(StartError::Spawn)?;
         let (emitter, guard) = self.emitter().start_with(move || transport)?;
-        let _ = losses.set(emitter.late_losses());
-        let sampling = self.sampling(self.sampling_address.clone());
+        let sampling = self.sampling(sampling_address);
         Ok(XRaySubscriber::new(self, emitter, Some(guard), sampling))
     }
 

@@ -8,13 +8,12 @@
 //! (and SigV4 for X-Ray's own endpoint) would bring a TLS stack into every
 //! program; they are not here.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arrayvec::ArrayVec;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use xray_emitter::LateLosses;
 use xray_emitter::testing::{MAX_BATCH, Sent, Transport};
 
 use crate::builder::env;
@@ -121,53 +120,78 @@ pub(crate) fn parse_headers(text: &str) -> Vec<(String, String)> {
 /// The sender's side: hands each request to the worker.
 pub(crate) struct HttpTransport {
     queue: Sender<(Vec<u8>, u64)>,
+    /// The worker's end too, to take back what it never got to at close.
+    queued: Receiver<(Vec<u8>, u64)>,
     spare: Receiver<Vec<u8>>,
     counts: ArrayVec<u64, MAX_BATCH>,
-    in_flight: Arc<AtomicUsize>,
+    worker: Arc<Worker>,
     /// In Lambda: how long a send waits for the worker to finish (flush
     /// before freeze); `None`: never waits.
     wait: Option<Duration>,
 }
 
-/// Starts the worker; `losses` is set once the emitter exists.
-pub(crate) fn start(
-    endpoint: Endpoint,
-    wait: Option<Duration>,
-    losses: Arc<OnceLock<LateLosses>>,
-) -> std::io::Result<HttpTransport> {
+/// What the worker tells the sender's side.
+#[derive(Default)]
+struct Worker {
+    /// Requests queued or being posted.
+    in_flight: AtomicUsize,
+    /// The spans of the request being posted.
+    posting: AtomicU64,
+    /// Requests that failed after their retries, and their spans, until the
+    /// sender takes them ([`Transport::late_failures`]).
+    failed: AtomicU64,
+    failed_spans: AtomicU64,
+    /// The sender stopped and counted what was left as lost: no attempt
+    /// starts any more.
+    closed: AtomicBool,
+}
+
+/// Starts the worker.
+pub(crate) fn start(endpoint: Endpoint, wait: Option<Duration>) -> std::io::Result<HttpTransport> {
     let (queue, requests) = bounded::<(Vec<u8>, u64)>(QUEUE);
     let (give_back, spare) = bounded::<Vec<u8>>(QUEUE);
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let busy = in_flight.clone();
+    let worker = Arc::new(Worker::default());
+    let state = worker.clone();
+    let queued = requests.clone();
     std::thread::Builder::new()
         .name("tracing-xray-otlp".into())
         .spawn(move || {
             let mut warned = false;
             for (body, spans) in requests {
-                if let Err(why) = post(&endpoint, &body) {
-                    if let Some(l) = losses.get() {
-                        l.lost(1, spans);
-                    }
+                state.posting.store(spans, Ordering::Release);
+                if let Err(why) = post(&endpoint, &body, &state.closed) {
+                    state.failed_spans.fetch_add(spans, Ordering::AcqRel);
+                    state.failed.fetch_add(1, Ordering::AcqRel);
                     if !warned {
                         eprintln!("tracing-xray: OTLP export to http://{}{} failed ({why}); failures are counted in spans_lost (reported once)", endpoint.address, endpoint.path);
                         warned = true;
                     }
                 }
                 let _ = give_back.try_send(body);
-                busy.fetch_sub(1, Ordering::AcqRel);
+                state.in_flight.fetch_sub(1, Ordering::AcqRel);
             }
         })?;
     Ok(HttpTransport {
         queue,
+        queued,
         spare,
         counts: ArrayVec::new(),
-        in_flight,
+        worker,
         wait,
     })
 }
 
+impl HttpTransport {
+    /// Waits while the worker has requests, until `deadline`.
+    fn wait_for_worker(&self, deadline: Instant) {
+        while self.worker.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
 /// One request, retried on connection errors and 429/502/503/504.
-fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
+fn post(endpoint: &Endpoint, body: &[u8], closed: &AtomicBool) -> Result<(), String> {
     let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/x-protobuf")];
     headers.extend(
         endpoint
@@ -178,6 +202,9 @@ fn post(endpoint: &Endpoint, body: &[u8]) -> Result<(), String> {
     let mut backoff = FIRST_BACKOFF;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
+        if closed.load(Ordering::Acquire) {
+            return Err("shut down".into());
+        }
         match local_http::request(
             "POST",
             &endpoint.address,
@@ -212,14 +239,14 @@ impl Transport for HttpTransport {
             buf.clear();
             buf.extend_from_slice(request);
             let spans = self.counts.get(i).copied().unwrap_or(0);
-            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            self.worker.in_flight.fetch_add(1, Ordering::AcqRel);
             match self.queue.try_send((buf, spans)) {
                 Ok(()) => {
                     sent.datagrams += 1;
                     sent.bytes += request.len();
                 }
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                    self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    self.worker.in_flight.fetch_sub(1, Ordering::AcqRel);
                     sent.errors += 1;
                     if i < 64 {
                         sent.failed |= 1 << i;
@@ -228,12 +255,38 @@ impl Transport for HttpTransport {
             }
         }
         if let Some(wait) = self.wait {
-            let deadline = Instant::now() + wait;
-            while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(200));
-            }
+            self.wait_for_worker(Instant::now() + wait);
         }
         sent
+    }
+
+    fn late_failures(&mut self) -> (u64, u64) {
+        let w = &self.worker;
+        // Spans first: the worker adds them before the request, so a
+        // request is never taken without its spans (they may come a step
+        // early, never late).
+        let spans = w.failed_spans.swap(0, Ordering::AcqRel);
+        (w.failed.swap(0, Ordering::AcqRel), spans)
+    }
+
+    /// Waits for the worker until `deadline`; what it has not posted by then
+    /// is counted lost: the queued requests (taken back, never posted) and
+    /// the one being posted (the process may exit before it is answered;
+    /// it is not tried again, though an attempt under way may still land).
+    fn close(&mut self, deadline: Instant) {
+        self.wait_for_worker(deadline);
+        let w = &self.worker;
+        w.closed.store(true, Ordering::Release);
+        while let Ok((_, spans)) = self.queued.try_recv() {
+            w.failed_spans.fetch_add(spans, Ordering::AcqRel);
+            w.failed.fetch_add(1, Ordering::AcqRel);
+            w.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+        if w.in_flight.load(Ordering::Acquire) > 0 {
+            let spans = w.posting.load(Ordering::Acquire);
+            w.failed_spans.fetch_add(spans, Ordering::AcqRel);
+            w.failed.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 

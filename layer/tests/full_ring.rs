@@ -46,7 +46,10 @@ fn a_close_that_finds_its_ring_full_is_counted_once() {
     release.release();
     assert!(handle.shutdown(Duration::from_secs(10)).complete);
     let s = handle.stats();
-    assert!(s.spans_lost > 0, "`kept` never closed for the sender: {s:?}");
+    assert!(
+        s.spans_lost > 0,
+        "`kept` never closed for the sender: {s:?}"
+    );
     assert_eq!(
         s.spans_sent + s.spans_lost + s.spans_dropped + s.spans_unsampled + s.spans_untraced,
         created,

@@ -1,7 +1,9 @@
 //! OTLP/HTTP to a real local receiver (hyper): the request bodies decode
 //! with the official `opentelemetry-proto` types and carry the headers of
 //! `OTEL_EXPORTER_OTLP_HEADERS`; a 503 is retried; a receiver that never
-//! answers delays nothing and its spans are counted lost.
+//! answers delays nothing and its spans are counted lost, also when the
+//! layer shuts down first; `AWS_XRAY_DAEMON_ADDRESS` starts the sampling
+//! poller.
 //!
 //! One test in this binary: it sets process-wide environment variables.
 
@@ -15,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tracing_core::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::{Format, XRaySubscriber};
 use xray_testkit::otlp::{decode_request, hex, spans};
@@ -89,13 +92,16 @@ async fn posted_retried_and_counted() {
         std::env::set_var("OTEL_EXPORTER_OTLP_HEADERS", "x-team=abc%3D");
         std::env::set_var("OTEL_EXPORTER_OTLP_TIMEOUT", "200");
         std::env::remove_var("AWS_LAMBDA_FUNCTION_NAME");
+        std::env::remove_var("AWS_XRAY_DAEMON_ADDRESS");
     }
 
     // A receiver that answers 503 once, then 200: the request is retried.
     let (addr, seen) = receiver(1).await;
     let layer = otlp_layer(format!("http://{addr}"));
     let handle = layer.handle();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), some_spans);
+    // Kept: dropping the layer would shut it down before the retry.
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, some_spans);
     assert!(handle.flush(Duration::from_secs(2)).complete);
     for _ in 0..300 {
         if !seen.lock().unwrap().is_empty() {
@@ -124,6 +130,7 @@ async fn posted_retried_and_counted() {
     );
     let stats = handle.stats();
     assert_eq!((stats.spans_sent, stats.spans_lost), (6, 0));
+    drop(dispatch);
 
     // A receiver that accepts and never answers: nothing waits for it, and
     // after the retries its spans are counted lost.
@@ -138,7 +145,8 @@ async fn posted_retried_and_counted() {
     let layer = otlp_layer(format!("http://{silent_addr}/v1/traces"));
     let handle = layer.handle();
     let started = Instant::now();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), some_spans);
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, some_spans);
     assert!(handle.flush(Duration::from_secs(2)).complete);
     assert!(
         started.elapsed() < Duration::from_millis(500),
@@ -151,4 +159,78 @@ async fn posted_retried_and_counted() {
     let stats = handle.stats();
     assert_eq!((stats.spans_sent, stats.spans_lost), (0, 6), "{stats:?}");
     assert!(stats.send_errors >= 1);
+    drop(dispatch);
+
+    // Shut down while the worker still waits for the silent receiver: the
+    // shutdown keeps to its bound, and the request it could not finish is
+    // counted lost rather than left counted as sent.
+    let layer = otlp_layer(format!("http://{silent_addr}/v1/traces"));
+    let handle = layer.handle();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), some_spans);
+    let started = Instant::now();
+    let flushed = handle.shutdown(Duration::from_millis(300));
+    assert!(flushed.complete, "the sender handed the request over");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "shutdown keeps to its bound: {:?}",
+        started.elapsed()
+    );
+    let stats = handle.stats();
+    assert_eq!(
+        (stats.spans_sent, stats.spans_lost),
+        (0, 6),
+        "a request still with the worker at shutdown is lost: {stats:?}"
+    );
+
+    // With OTLP/HTTP, `AWS_XRAY_DAEMON_ADDRESS` names the daemon whose
+    // sampling rules decide (no daemon is assumed without it).
+    let rules = rules_proxy().await;
+    // SAFETY: as above; the sender threads started so far read no variable.
+    unsafe {
+        std::env::set_var(
+            "AWS_XRAY_DAEMON_ADDRESS",
+            format!("127.0.0.1:{}", rules.port()),
+        )
+    };
+    let (addr, _seen) = receiver(0).await;
+    let layer = XRaySubscriber::builder()
+        .lambda(false)
+        .format(Format::Otlp)
+        .otlp_endpoint(format!("http://{addr}"))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handle.sampling_rules() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        handle.sampling_rules(),
+        1,
+        "the daemon's rules are in force"
+    );
+    drop(layer);
+}
+
+/// Answers `GetSamplingRules` with one rule, like the daemon's proxy.
+async fn rules_proxy() -> SocketAddr {
+    const RULES: &str = r#"{"SamplingRuleRecords":[{"SamplingRule":{"RuleName":"Default","ResourceARN":"*","Priority":10000,"FixedRate":0.5,"ReservoirSize":1,"ServiceName":"*","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","Version":1,"Attributes":{}}}],"NextToken":null}"#;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|r: Request<Incoming>| async move {
+                let text = match r.uri().path() {
+                    "/GetSamplingRules" => RULES,
+                    _ => r#"{"SamplingTargetDocuments":[],"UnprocessedStatistics":[]}"#,
+                };
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
 }
