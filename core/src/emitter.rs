@@ -443,7 +443,7 @@ impl Emitter {
         self.inner.shared.counters.spans_untraced.add(1);
     }
 
-    /// Counts a span whose open or close record could not be enqueued.
+    /// Counts a span whose open record could not be enqueued.
     #[doc(hidden)]
     #[inline]
     pub fn count_dropped_span(&self) {
@@ -506,7 +506,10 @@ impl Emitter {
         let deadline = Instant::now() + timeout;
         let flushed = self.flush(timeout);
         let shared = &self.inner.shared;
-        let _ = shared.shutdown_deadline.set(deadline);
+        // The transport finishes a little before the deadline, so that the
+        // sender has counted what it could not finish by the time this returns.
+        let margin = (timeout / 10).min(Duration::from_millis(20));
+        let _ = shared.shutdown_deadline.set(deadline - margin);
         shared.shutdown.store(true, Ordering::Release);
         shared.wake();
         let mut join = self.inner.join.lock().unwrap_or_else(|p| p.into_inner());

@@ -417,6 +417,10 @@ pub(crate) fn run<T: Transport>(
                 passes.step(&shared, &mut assembler, true);
                 passes.after_pass(&mut assembler, true);
                 assembler.finish();
+            }));
+            // On its own: what the transport holds is counted even if the
+            // last pass failed.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
                 let deadline = shared.shutdown_deadline.get().copied();
                 assembler.close(deadline.unwrap_or_else(|| Instant::now() + TRANSPORT_CLOSE_WAIT));
             }));

@@ -289,13 +289,18 @@ impl Builder {
         self
     }
 
+    /// Whether X-Ray's rules would decide, given a daemon (in Lambda the
+    /// function segment decides).
+    fn centralized(&self) -> bool {
+        !self.lambda && self.centralized_sampling != Some(false)
+    }
+
     /// The sampling setup this builder describes, `address` being the
     /// daemon's TCP address if known.
     pub(crate) fn sampling(&self, address: Option<String>) -> crate::sampling::Config {
-        let centralized = !self.lambda && self.centralized_sampling != Some(false);
         crate::sampling::Config {
             rate: self.sampling_rate,
-            centralized: address.filter(|_| centralized),
+            centralized: address.filter(|_| self.centralized()),
             local_rules: self.sampling_rules.clone(),
         }
     }
@@ -357,9 +362,11 @@ impl Builder {
 
     /// OTLP/HTTP: the sender hands requests to the export worker.
     /// The daemon's sampling address is the builder's, else
-    /// `AWS_XRAY_DAEMON_ADDRESS` if it is set (no daemon is assumed).
+    /// `AWS_XRAY_DAEMON_ADDRESS` if it is set (no daemon is assumed), read
+    /// only when centralized sampling would use it.
     fn build_http(self, endpoint: Endpoint) -> Result<XRaySubscriber, StartError> {
-        let sampling_address = match (&self.sampling_address, env("AWS_XRAY_DAEMON_ADDRESS")) {
+        let from_env = env("AWS_XRAY_DAEMON_ADDRESS").filter(|_| self.centralized());
+        let sampling_address = match (&self.sampling_address, from_env) {
             (Some(a), _) => Some(a.clone()),
             (None, Some(_)) => Some(
                 DaemonAddress::from_env()

@@ -8,8 +8,9 @@
 //! (and SigV4 for X-Ray's own endpoint) would bring a TLS stack into every
 //! program; they are not here.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrayvec::ArrayVec;
@@ -117,75 +118,89 @@ pub(crate) fn parse_headers(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The sender's side: hands each request to the worker.
+/// The sender's side: hands each request to the worker, and keeps the
+/// ledger of what the worker still has. Only the sender thread touches the
+/// ledger, so a request is counted failed once, and never before the
+/// sender counted it sent.
 pub(crate) struct HttpTransport {
-    queue: Sender<(Vec<u8>, u64)>,
-    /// The worker's end too, to take back what it never got to at close.
-    queued: Receiver<(Vec<u8>, u64)>,
+    queue: Sender<(u64, Vec<u8>)>,
+    /// The worker's answers: (request, posted).
+    done: Receiver<(u64, bool)>,
     spare: Receiver<Vec<u8>>,
     counts: ArrayVec<u64, MAX_BATCH>,
-    worker: Arc<Worker>,
+    /// Requests handed to the worker and not answered: (number, spans).
+    outstanding: VecDeque<(u64, u64)>,
+    next: u64,
+    /// Answered failed since the sender last asked: (requests, spans).
+    failed: (u64, u64),
+    /// The sender stopped: no attempt starts any more.
+    closed: Arc<AtomicBool>,
     /// In Lambda: how long a send waits for the worker to finish (flush
     /// before freeze); `None`: never waits.
     wait: Option<Duration>,
 }
 
-/// What the worker tells the sender's side.
-#[derive(Default)]
-struct Worker {
-    /// Requests queued or being posted.
-    in_flight: AtomicUsize,
-    /// The spans of the request being posted.
-    posting: AtomicU64,
-    /// Requests that failed after their retries, and their spans, until the
-    /// sender takes them ([`Transport::late_failures`]).
-    failed: AtomicU64,
-    failed_spans: AtomicU64,
-    /// The sender stopped and counted what was left as lost: no attempt
-    /// starts any more.
-    closed: AtomicBool,
-}
-
 /// Starts the worker.
 pub(crate) fn start(endpoint: Endpoint, wait: Option<Duration>) -> std::io::Result<HttpTransport> {
-    let (queue, requests) = bounded::<(Vec<u8>, u64)>(QUEUE);
+    let (queue, requests) = bounded::<(u64, Vec<u8>)>(QUEUE);
+    // Never full: at most the queue, the request being posted, and the
+    // answers to what was queued by the last send are waiting.
+    let (answer, done) = bounded::<(u64, bool)>(2 * QUEUE + 2);
     let (give_back, spare) = bounded::<Vec<u8>>(QUEUE);
-    let worker = Arc::new(Worker::default());
-    let state = worker.clone();
-    let queued = requests.clone();
+    let closed = Arc::new(AtomicBool::new(false));
+    let stop = closed.clone();
     std::thread::Builder::new()
         .name("tracing-xray-otlp".into())
         .spawn(move || {
             let mut warned = false;
-            for (body, spans) in requests {
-                state.posting.store(spans, Ordering::Release);
-                if let Err(why) = post(&endpoint, &body, &state.closed) {
-                    state.failed_spans.fetch_add(spans, Ordering::AcqRel);
-                    state.failed.fetch_add(1, Ordering::AcqRel);
-                    if !warned {
-                        eprintln!("tracing-xray: OTLP export to http://{}{} failed ({why}); failures are counted in spans_lost (reported once)", endpoint.address, endpoint.path);
-                        warned = true;
-                    }
+            for (n, body) in requests {
+                let posted = post(&endpoint, &body, &stop);
+                if let Err(why) = &posted
+                    && !warned
+                    && !stop.load(Ordering::Acquire)
+                {
+                    eprintln!("tracing-xray: OTLP export to http://{}{} failed ({why}); failures are counted in spans_lost (reported once)", endpoint.address, endpoint.path);
+                    warned = true;
                 }
+                let _ = answer.try_send((n, posted.is_ok()));
                 let _ = give_back.try_send(body);
-                state.in_flight.fetch_sub(1, Ordering::AcqRel);
             }
         })?;
     Ok(HttpTransport {
         queue,
-        queued,
+        done,
         spare,
         counts: ArrayVec::new(),
-        worker,
+        outstanding: VecDeque::with_capacity(2 * QUEUE + 2),
+        next: 0,
+        failed: (0, 0),
+        closed,
         wait,
     })
 }
 
 impl HttpTransport {
+    /// Takes the worker's answers into the ledger.
+    fn take_answers(&mut self) {
+        while let Ok((n, posted)) = self.done.try_recv() {
+            let Some(i) = self.outstanding.iter().position(|&(m, _)| m == n) else {
+                continue;
+            };
+            if let Some((_, spans)) = self.outstanding.remove(i)
+                && !posted
+            {
+                self.failed.0 += 1;
+                self.failed.1 += spans;
+            }
+        }
+    }
+
     /// Waits while the worker has requests, until `deadline`.
-    fn wait_for_worker(&self, deadline: Instant) {
-        while self.worker.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+    fn wait_for_worker(&mut self, deadline: Instant) {
+        self.take_answers();
+        while !self.outstanding.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_micros(200));
+            self.take_answers();
         }
     }
 }
@@ -233,20 +248,22 @@ impl Transport for HttpTransport {
     }
 
     fn send(&mut self, requests: &[&[u8]]) -> Sent {
+        self.take_answers();
         let mut sent = Sent::default();
         for (i, request) in requests.iter().enumerate() {
             let mut buf = self.spare.try_recv().unwrap_or_default();
             buf.clear();
             buf.extend_from_slice(request);
             let spans = self.counts.get(i).copied().unwrap_or(0);
-            self.worker.in_flight.fetch_add(1, Ordering::AcqRel);
-            match self.queue.try_send((buf, spans)) {
+            let n = self.next;
+            self.next += 1;
+            match self.queue.try_send((n, buf)) {
                 Ok(()) => {
+                    self.outstanding.push_back((n, spans));
                     sent.datagrams += 1;
                     sent.bytes += request.len();
                 }
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                    self.worker.in_flight.fetch_sub(1, Ordering::AcqRel);
                     sent.errors += 1;
                     if i < 64 {
                         sent.failed |= 1 << i;
@@ -261,31 +278,21 @@ impl Transport for HttpTransport {
     }
 
     fn late_failures(&mut self) -> (u64, u64) {
-        let w = &self.worker;
-        // Spans first: the worker adds them before the request, so a
-        // request is never taken without its spans (they may come a step
-        // early, never late).
-        let spans = w.failed_spans.swap(0, Ordering::AcqRel);
-        (w.failed.swap(0, Ordering::AcqRel), spans)
+        self.take_answers();
+        std::mem::take(&mut self.failed)
     }
 
-    /// Waits for the worker until `deadline`; what it has not posted by then
-    /// is counted lost: the queued requests (taken back, never posted) and
-    /// the one being posted (the process may exit before it is answered;
-    /// it is not tried again, though an attempt under way may still land).
+    /// Waits for the worker until `deadline`; what it has not answered by
+    /// then is counted lost: queued requests (never posted) and the one
+    /// being posted (the process may exit before it is answered; it is not
+    /// tried again, though an attempt under way may still land). Answers
+    /// that come later are not read.
     fn close(&mut self, deadline: Instant) {
         self.wait_for_worker(deadline);
-        let w = &self.worker;
-        w.closed.store(true, Ordering::Release);
-        while let Ok((_, spans)) = self.queued.try_recv() {
-            w.failed_spans.fetch_add(spans, Ordering::AcqRel);
-            w.failed.fetch_add(1, Ordering::AcqRel);
-            w.in_flight.fetch_sub(1, Ordering::AcqRel);
-        }
-        if w.in_flight.load(Ordering::Acquire) > 0 {
-            let spans = w.posting.load(Ordering::Acquire);
-            w.failed_spans.fetch_add(spans, Ordering::AcqRel);
-            w.failed.fetch_add(1, Ordering::AcqRel);
+        self.closed.store(true, Ordering::Release);
+        for (_, spans) in self.outstanding.drain(..) {
+            self.failed.0 += 1;
+            self.failed.1 += spans;
         }
     }
 }

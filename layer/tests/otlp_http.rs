@@ -166,7 +166,8 @@ async fn posted_retried_and_counted() {
     // counted lost rather than left counted as sent.
     let layer = otlp_layer(format!("http://{silent_addr}/v1/traces"));
     let handle = layer.handle();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), some_spans);
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, some_spans);
     let started = Instant::now();
     let flushed = handle.shutdown(Duration::from_millis(300));
     assert!(flushed.complete, "the sender handed the request over");
@@ -181,6 +182,7 @@ async fn posted_retried_and_counted() {
         (0, 6),
         "a request still with the worker at shutdown is lost: {stats:?}"
     );
+    drop(dispatch);
 
     // With OTLP/HTTP, `AWS_XRAY_DAEMON_ADDRESS` names the daemon whose
     // sampling rules decide (no daemon is assumed without it).
