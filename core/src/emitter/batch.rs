@@ -66,11 +66,21 @@ impl Batch<'_> {
         self.emitter
     }
 
+    #[inline(always)]
     fn finish(&mut self) {
         let woke = match &mut self.ring {
             Some(ring) => ring.publish() == Pushed::HalfFull,
             None => false,
         };
+        if self.values_cut > 0 || self.dropped > 0 || woke {
+            self.finish_rare(woke);
+        }
+    }
+
+    /// Counts what was cut or dropped, and wakes the sender.
+    #[cold]
+    #[inline(never)]
+    fn finish_rare(&mut self, woke: bool) {
         let counters = &self.emitter.inner.shared.counters;
         if self.values_cut > 0 {
             counters.values_truncated.add(self.values_cut);
@@ -102,6 +112,7 @@ impl Emitter {
     /// });
     /// assert_eq!(emitter.stats().records_dropped, 2, "no sender: counted, not lost");
     /// ```
+    #[inline(always)]
     pub fn batch(&self, f: impl FnOnce(&mut Batch<'_>)) {
         let inner = &*self.inner;
         let mut f = Some(f);

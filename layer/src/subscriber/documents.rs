@@ -14,6 +14,7 @@ impl XRaySubscriber {
     /// Opens a span that becomes a document, its open record written into
     /// `b`; returns its X-Ray id if it is sampled, or `Err(sampled)` if the
     /// table was too full to follow it.
+    #[inline(always)]
     pub(super) fn open_document(
         &self,
         b: &mut Batch<'_>,
@@ -81,6 +82,7 @@ impl XRaySubscriber {
 
     /// Returns `Err(sampled)` if the table was too full to follow the span.
     /// `plain`: its callsite's fields all go to metadata as they are.
+    #[inline(always)]
     pub(super) fn open_user(
         &self,
         attrs: &Attributes<'_>,

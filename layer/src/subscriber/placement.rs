@@ -65,6 +65,7 @@ pub(super) fn inherited(parent: State, class: Class) -> State {
 }
 
 impl XRaySubscriber {
+    #[inline(always)]
     pub(super) fn parent_state<S>(
         &self,
         attrs: &Attributes<'_>,
@@ -86,21 +87,31 @@ impl XRaySubscriber {
         if let Some(s) = self.states.get(pid.into_u64()) {
             return (Some(pid), Some(s));
         }
-        // Off the common path: the parent is not followed (filtered out for
-        // this layer, or the table was full when it opened). Marks are
-        // looked for, under the extensions' lock, only while one exists.
+        let state = self.unfollowed_parent(&pid, ctx);
+        (Some(pid), state)
+    }
+
+    /// Off the common path: the parent is not followed (filtered out for
+    /// this layer, or the table was full when it opened). Marks are looked
+    /// for, under the extensions' lock, only while one exists.
+    #[cold]
+    #[inline(never)]
+    fn unfollowed_parent<S>(&self, pid: &Id, ctx: &Context<'_, S>) -> Option<State>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let marks = self.unfollowed_open.load(Ordering::Relaxed) > 0;
-        for span in ctx.span_scope(&pid).into_iter().flatten() {
+        for span in ctx.span_scope(pid).into_iter().flatten() {
             if let Some(s) = self.states.get(span.id().into_u64()) {
-                return (Some(pid), Some(s));
+                return Some(s);
             }
             if let Some(sampled) = marks.then(|| marked(&span)).flatten() {
                 let mut state = State::untraced(Class::Transparent);
                 state.flags = flag::UNFOLLOWED | flag::sampled_if(sampled);
-                return (Some(pid), Some(state));
+                return Some(state);
             }
         }
-        (Some(pid), None)
+        None
     }
 
     /// Marks span `id`, which the state table was too full to follow.
@@ -146,6 +157,7 @@ impl XRaySubscriber {
     }
 
     /// Where a span with no followed parent goes, or `None` (counted) if nowhere.
+    #[inline(never)]
     pub(super) fn root_placement(&self, attrs: &Attributes<'_>, name: &str) -> Option<Placement> {
         if self.lambda {
             if let Some(p) = self.fallback_invocation() {
@@ -253,6 +265,7 @@ impl XRaySubscriber {
         }
     }
 
+    #[inline(always)]
     pub(super) fn placement(
         &self,
         parent: Option<State>,
