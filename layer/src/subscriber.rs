@@ -198,6 +198,19 @@ impl XRaySubscriber {
         &self.emitter
     }
 
+    /// Whether an SDK call's trace header is set before signing rather than
+    /// as each attempt is sent. In Lambda, one invocation at a time,
+    /// `lambda_runtime` sets `_X_AMZN_TRACE_ID`, and the SDK's
+    /// recursion-detection interceptor would otherwise read it and the
+    /// function's name (two `String`s) and build a header of its own before
+    /// signing, which ours would replace: set first, the SDK's is never
+    /// made. Elsewhere the SDK makes none, and setting the header late
+    /// spares the copies the attempt's request clone and signing make.
+    #[cfg_attr(not(feature = "aws-sdk"), allow(dead_code))]
+    pub(crate) fn sets_header_early(&self) -> bool {
+        self.lambda && !self.concurrent
+    }
+
     pub(crate) fn state(&self, id: &Id) -> Option<State> {
         self.states.get(id.into_u64())
     }

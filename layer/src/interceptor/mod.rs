@@ -300,32 +300,27 @@ impl Intercept for XRayInterceptor {
         Ok(())
     }
 
+    /// In Lambda, once per call before the retry loop (see
+    /// [`XRaySubscriber::sets_header_early`]); SigV4 never signs this header.
+    fn modify_before_retry_loop(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        set_trace_header(context, true);
+        Ok(())
+    }
+
+    /// Elsewhere, on each attempt as it is sent: the header is then not
+    /// copied by the attempt's clone of the request nor by signing.
     fn modify_before_transmit(
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let header = tracing::Span::current()
-            .with_subscriber(|(id, dispatch)| {
-                let layer = dispatch.downcast_ref::<XRaySubscriber>()?;
-                layer.header_in(id, dispatch, true)
-            })
-            .flatten();
-        if let Some(header) = header {
-            // SigV4 does not sign this header, so setting it after signing
-            // is safe. The SDK's header map owns its values, so this is the
-            // one allocation tracing adds to a call: a `String` of exactly
-            // the header's length (which the map then takes without copying);
-            // `to_string` would grow one through several allocations.
-            let value = String::from(header.encode().as_str());
-            let _ = context
-                .request_mut()
-                .headers_mut()
-                // A name made from a static string is not copied; a `&str`
-                // name would be, on every call.
-                .try_insert(http02::HeaderName::from_static("x-amzn-trace-id"), value);
-        }
+        set_trace_header(context, false);
         Ok(())
     }
 
@@ -337,5 +332,32 @@ impl Intercept for XRayInterceptor {
     ) -> Result<(), BoxError> {
         self.record_outcome(context, cfg);
         Ok(())
+    }
+}
+
+/// Sets `X-Amzn-Trace-Id` if the current span is in a trace and `early`
+/// is the layer's moment for it.
+fn set_trace_header(context: &mut BeforeTransmitInterceptorContextMut<'_>, early: bool) {
+    let header = tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let layer = dispatch.downcast_ref::<XRaySubscriber>()?;
+            if layer.sets_header_early() != early {
+                return None;
+            }
+            layer.header_in(id, dispatch, true)
+        })
+        .flatten();
+    if let Some(header) = header {
+        // The SDK's header map owns its values, so this is the one
+        // allocation tracing makes per call: a `String` of exactly the
+        // header's length (which the map then takes without copying);
+        // `to_string` would grow one through several allocations.
+        let value = String::from(header.encode().as_str());
+        let _ = context
+            .request_mut()
+            .headers_mut()
+            // A name made from a static string is not copied; a `&str`
+            // name would be, on every call.
+            .try_insert(http02::HeaderName::from_static("x-amzn-trace-id"), value);
     }
 }
