@@ -1,6 +1,7 @@
 //! The cost of tracing an AWS SDK call, measured on the call: the real
 //! `aws-sdk-dynamodb` client answered in-process (no network), inside a
-//! sampled Lambda invocation, on the caller's thread. Variants: (a)
+//! sampled Lambda invocation (with the environment `lambda_runtime` sets),
+//! on the caller's thread. Variants: (a)
 //! `Registry` + no-op layer, plain client (the baseline); (b) +
 //! `XRaySubscriber`; (c) + `XRayInterceptor` only; (d) both; (e)
 //! tracing-opentelemetry with the OpenTelemetry SDK and opentelemetry-aws's
@@ -77,6 +78,8 @@ fn measure(c: &mut Criterion, call: Call, name: &str) {
 }
 
 fn sdk_call(c: &mut Criterion) {
+    // SAFETY: first thing the benchmark does; no other thread runs yet.
+    unsafe { xray_bench::sdk::lambda_environment() };
     measure(c, Call::GetItem, "get_item");
     measure(c, Call::Query, "query_1mb");
 }

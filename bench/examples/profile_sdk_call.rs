@@ -1,4 +1,5 @@
-//! A fixed number of AWS SDK calls inside a sampled invocation, for
+//! A fixed number of AWS SDK calls inside a sampled invocation (with the
+//! environment `lambda_runtime` sets), for
 //! instruction counts under callgrind: `noop` (Registry + no-op layer, plain
 //! client), `layer` (+ XRaySubscriber), `interceptor` (+ XRayInterceptor
 //! only), `both`; `get` (small GetItem) or `query` (1 MB page).
@@ -24,6 +25,8 @@ fn main() {
         Some("query") => Call::Query,
         _ => Call::GetItem,
     };
+    // SAFETY: first thing the program does; no other thread runs yet.
+    unsafe { xray_bench::sdk::lambda_environment() };
     let rt = runtime();
     let sink = xray_testkit::Daemon::counting();
     let interceptor = matches!(which.as_str(), "interceptor" | "both");
