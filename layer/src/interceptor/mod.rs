@@ -300,8 +300,9 @@ impl Intercept for XRayInterceptor {
         Ok(())
     }
 
-    /// In Lambda, once per call before the retry loop (see
-    /// [`XRaySubscriber::sets_header_early`]); SigV4 never signs this header.
+    /// In Lambda, once per call before the retry loop, so that the SDK's
+    /// recursion-detection interceptor finds the header set and builds none
+    /// of its own; SigV4 never signs this header.
     fn modify_before_retry_loop(
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
