@@ -85,23 +85,38 @@ fn dynamodb(http: StaticReplayClient, interceptor: bool) -> aws_sdk_dynamodb::Cl
 /// Runs `f` inside a sampled invocation span with the X-Ray layer installed,
 /// and returns the documents that arrived.
 async fn traced<F: std::future::Future<Output = ()>>(spans: usize, f: F) -> Vec<Json> {
+    traced_in(true, spans, f).await
+}
+
+/// As [`traced`]; outside Lambda (`lambda: false`) the trace is an incoming
+/// request's, continued by a root span.
+async fn traced_in<F: std::future::Future<Output = ()>>(
+    lambda: bool,
+    spans: usize,
+    f: F,
+) -> Vec<Json> {
     let daemon = Daemon::start();
     let layer = XRaySubscriber::builder()
         .daemon(daemon.addr())
-        .lambda(true)
+        .lambda(lambda)
+        .centralized_sampling(false)
         .region("us-west-2")
         .build()
         .unwrap();
     let handle = layer.handle();
     let subscriber = tracing_subscriber::registry().with(layer);
     let guard = tracing::subscriber::set_default(subscriber);
-    let invocation = tracing::info_span!(
-        target: "lambda_runtime::layers::trace",
-        "Lambda runtime invoke",
-        requestId = "req-1",
-        xrayTraceId = header().as_str()
-    );
-    f.instrument(invocation).await;
+    let root = if lambda {
+        tracing::info_span!(
+            target: "lambda_runtime::layers::trace",
+            "Lambda runtime invoke",
+            requestId = "req-1",
+            xrayTraceId = header().as_str()
+        )
+    } else {
+        tracing::info_span!("request", xray.trace_header = header().as_str())
+    };
+    f.instrument(root).await;
     drop(guard);
     assert!(handle.flush(Duration::from_secs(2)).complete);
     let docs = daemon.documents_with_spans(spans, Duration::from_secs(3));
@@ -157,6 +172,33 @@ async fn get_item_ok_with_interceptor() {
     let trace = sent.headers().get("x-amzn-trace-id").expect("trace header");
     assert_eq!(
         trace,
+        format!(
+            "Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1",
+            call["id"].as_str().unwrap()
+        )
+    );
+}
+
+/// Outside Lambda the header is set as each attempt is sent (in Lambda,
+/// before the retry loop): the same header either way.
+#[tokio::test]
+async fn outside_lambda_the_call_is_the_parent_the_service_is_told() {
+    let http = StaticReplayClient::new(vec![dynamodb_ok("REQ-OK-2")]);
+    let client = dynamodb(http.clone(), true);
+    let docs = traced_in(false, 2, async {
+        client
+            .get_item()
+            .table_name("orders")
+            .key("id", AttributeValue::S("1".into()))
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
+    let call = only_call(&docs);
+    let sent = http.actual_requests().next().unwrap();
+    assert_eq!(
+        sent.headers().get("x-amzn-trace-id").expect("trace header"),
         format!(
             "Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1",
             call["id"].as_str().unwrap()
@@ -235,7 +277,7 @@ async fn a_retried_500_then_200_is_not_a_fault() {
         dynamodb_error(500, "InternalServerError", "Internal server error"),
         dynamodb_ok("REQ-AFTER-RETRY"),
     ]);
-    let client = dynamodb(http, true);
+    let client = dynamodb(http.clone(), true);
     let docs = traced(1, async {
         client
             .get_item()
@@ -253,6 +295,21 @@ async fn a_retried_500_then_200_is_not_a_fault() {
     for flag in ["error", "fault", "throttle"] {
         assert!(call.get(flag).is_none(), "{flag} in {call}");
     }
+    // Both attempts tell the service the same parent: this call.
+    let expected = format!(
+        "Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1",
+        call["id"].as_str().unwrap()
+    );
+    let headers: Vec<String> = http
+        .actual_requests()
+        .map(|r| {
+            r.headers()
+                .get("x-amzn-trace-id")
+                .expect("trace header")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(headers, [expected.clone(), expected]);
 }
 
 #[tokio::test]

@@ -124,7 +124,8 @@ fn tracing_adds_few_allocations_to_an_sdk_call() {
         traced - plain
     );
     assert!(
-        traced <= plain,
-        "in Lambda tracing adds no allocation to an SDK call: {traced} vs {plain}"
+        traced < plain,
+        "in Lambda tracing adds no allocation to an SDK call, and the SDK's \
+         own header is never made: {traced} vs {plain}"
     );
 }

@@ -339,6 +339,14 @@ impl Intercept for XRayInterceptor {
 /// Sets `X-Amzn-Trace-Id` if the current span is in a trace and `early`
 /// is the layer's moment for it.
 fn set_trace_header(context: &mut BeforeTransmitInterceptorContextMut<'_>, early: bool) {
+    // Declined without looking at the current span (a clone and a close).
+    let ours = tracing::dispatcher::get_default(|d| {
+        d.downcast_ref::<XRaySubscriber>()
+            .is_some_and(|l| l.sets_header_early() == early)
+    });
+    if !ours {
+        return;
+    }
     let header = tracing::Span::current()
         .with_subscriber(|(id, dispatch)| {
             let layer = dispatch.downcast_ref::<XRaySubscriber>()?;
