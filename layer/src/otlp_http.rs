@@ -189,10 +189,15 @@ impl HttpTransport {
             if let Some((_, spans)) = self.outstanding.remove(i)
                 && !posted
             {
-                self.failed.0 += 1;
-                self.failed.1 += spans;
+                self.fail(spans);
             }
         }
+    }
+
+    /// One request carrying `spans` failed.
+    fn fail(&mut self, spans: u64) {
+        self.failed.0 += 1;
+        self.failed.1 += spans;
     }
 
     /// Waits while the worker has requests, until `deadline`.
@@ -290,9 +295,8 @@ impl Transport for HttpTransport {
     fn close(&mut self, deadline: Instant) {
         self.wait_for_worker(deadline);
         self.closed.store(true, Ordering::Release);
-        for (_, spans) in self.outstanding.drain(..) {
-            self.failed.0 += 1;
-            self.failed.1 += spans;
+        while let Some((_, spans)) = self.outstanding.pop_front() {
+            self.fail(spans);
         }
     }
 }

@@ -337,25 +337,17 @@ impl Intercept for XRayInterceptor {
 }
 
 /// Sets `X-Amzn-Trace-Id` if the current span is in a trace and `early`
-/// is the layer's moment for it.
+/// is the layer's moment for it. The current span is read from the
+/// dispatcher by id (a `Span` handle would be cloned and closed).
 fn set_trace_header(context: &mut BeforeTransmitInterceptorContextMut<'_>, early: bool) {
-    // Declined without looking at the current span (a clone and a close).
-    let ours = tracing::dispatcher::get_default(|d| {
-        d.downcast_ref::<XRaySubscriber>()
-            .is_some_and(|l| l.sets_header_early() == early)
+    let header = tracing::dispatcher::get_default(|dispatch| {
+        let layer = dispatch.downcast_ref::<XRaySubscriber>()?;
+        if layer.sets_header_early() != early {
+            return None;
+        }
+        let current = dispatch.current_span();
+        layer.header_in(current.id()?, dispatch, true)
     });
-    if !ours {
-        return;
-    }
-    let header = tracing::Span::current()
-        .with_subscriber(|(id, dispatch)| {
-            let layer = dispatch.downcast_ref::<XRaySubscriber>()?;
-            if layer.sets_header_early() != early {
-                return None;
-            }
-            layer.header_in(id, dispatch, true)
-        })
-        .flatten();
     if let Some(header) = header {
         // The SDK's header map owns its values, so this is the one
         // allocation tracing makes per call: a `String` of exactly the
