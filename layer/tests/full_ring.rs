@@ -56,3 +56,58 @@ fn a_close_that_finds_its_ring_full_is_counted_once() {
         "every span counted once: {s:?}"
     );
 }
+
+/// Threads making spans while the layer shuts down: whichever side of the
+/// sender's last pass an open or a close lands on, and whether its push is
+/// refused, each span is counted once.
+#[test]
+fn spans_racing_a_shutdown_are_each_counted_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    for round in 0..20 {
+        let layer = XRaySubscriber::builder()
+            .lambda(false)
+            .sampling_rate(1.0)
+            .centralized_sampling(false)
+            .report_errors(false)
+            .queue_capacity(256)
+            .build_with(Discard::default)
+            .unwrap();
+        let handle = layer.handle();
+        let dispatch = tracing_core::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let (stop, created) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (dispatch, stop, created) = (dispatch.clone(), stop.clone(), created.clone());
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        while !stop.load(Ordering::Relaxed) {
+                            let root = info_span!("request", n = 1u64);
+                            let child = info_span!(parent: &root, "step");
+                            created.fetch_add(2, Ordering::Relaxed);
+                            drop(child);
+                            drop(root);
+                        }
+                    })
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(5 + round % 7));
+        assert!(handle.shutdown(Duration::from_secs(5)).complete);
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(dispatch);
+        let s = handle.stats();
+        assert_eq!(
+            s.spans_sent + s.spans_lost + s.spans_dropped + s.spans_unsampled + s.spans_untraced,
+            created.load(Ordering::Relaxed),
+            "round {round}: every span counted once: {s:?}"
+        );
+    }
+}
