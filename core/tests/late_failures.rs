@@ -19,32 +19,57 @@ fn spans(e: &Emitter, n: usize) {
     }
 }
 
+/// An emitter writing OTLP requests (which tell the transport the spans
+/// each one carries) to `transport`.
+fn otlp_emitter<T: Transport + Send + 'static>(
+    transport: T,
+) -> (Emitter, xray_emitter::EmitterGuard) {
+    let resource = xray_emitter::Resource::new(&[("service.name", "t")], "t", "0");
+    Emitter::builder()
+        .format(xray_emitter::Format::OtlpRaw(resource))
+        .start_with(move || transport)
+        .unwrap()
+}
+
+/// The datagrams, and the spans in them, a test transport took.
+#[derive(Default)]
+struct Tally {
+    per_datagram: Vec<u64>,
+    taken: (u64, u64),
+}
+
+impl Tally {
+    fn take(&mut self, datagrams: &[&[u8]]) -> Sent {
+        self.taken.0 += datagrams.len() as u64;
+        self.taken.1 += self.per_datagram.iter().sum::<u64>();
+        Sent::all(datagrams)
+    }
+}
+
 /// Fails every datagram at once, as a worker would whose collector refuses
 /// before the sender is back from `send`; reads the stats from inside `send`.
 #[derive(Default)]
 struct FailsAtOnce {
     emitter: Arc<OnceLock<Emitter>>,
     seen: Arc<Mutex<Vec<Stats>>>,
-    per_datagram: Vec<u64>,
-    failed: (u64, u64),
+    tally: Tally,
 }
 
 impl Transport for FailsAtOnce {
     fn spans(&mut self, per_datagram: &[u64]) {
-        self.per_datagram = per_datagram.to_vec();
+        self.tally.per_datagram = per_datagram.to_vec();
     }
 
     fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
-        self.failed.0 += datagrams.len() as u64;
-        self.failed.1 += self.per_datagram.iter().sum::<u64>();
+        let sent = self.tally.take(datagrams);
         if let Some(e) = self.emitter.get() {
             self.seen.lock().unwrap().push(e.stats());
         }
-        Sent::all(datagrams)
+        sent
     }
 
     fn late_failures(&mut self) -> (u64, u64) {
-        std::mem::take(&mut self.failed)
+        std::mem::take(&mut self.tally.taken)
     }
 }
 
@@ -52,14 +77,7 @@ impl Transport for FailsAtOnce {
 fn failures_known_before_send_returns_never_run_the_counters_below_zero() {
     let t = FailsAtOnce::default();
     let (cell, seen) = (t.emitter.clone(), t.seen.clone());
-    let (e, _guard) = Emitter::builder()
-        .format(xray_emitter::Format::OtlpRaw(xray_emitter::Resource::new(
-            &[("service.name", "t")],
-            "t",
-            "0",
-        )))
-        .start_with(move || t)
-        .unwrap();
+    let (e, _guard) = otlp_emitter(t);
     let _ = cell.set(e.clone());
     for _ in 0..20 {
         spans(&e, 50);
@@ -81,20 +99,17 @@ fn failures_known_before_send_returns_never_run_the_counters_below_zero() {
 
 /// Holds every datagram until it is closed, then fails what it holds.
 struct HoldsUntilClosed {
-    held: (u64, u64),
-    per_datagram: Vec<u64>,
+    held: Tally,
     closed_with: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Transport for HoldsUntilClosed {
     fn spans(&mut self, per_datagram: &[u64]) {
-        self.per_datagram = per_datagram.to_vec();
+        self.held.per_datagram = per_datagram.to_vec();
     }
 
     fn send(&mut self, datagrams: &[&[u8]]) -> Sent {
-        self.held.0 += datagrams.len() as u64;
-        self.held.1 += self.per_datagram.iter().sum::<u64>();
-        Sent::all(datagrams)
+        self.held.take(datagrams)
     }
 
     fn close(&mut self, deadline: Instant) {
@@ -103,7 +118,7 @@ impl Transport for HoldsUntilClosed {
 
     fn late_failures(&mut self) -> (u64, u64) {
         if self.closed_with.lock().unwrap().is_some() {
-            std::mem::take(&mut self.held)
+            std::mem::take(&mut self.held.taken)
         } else {
             (0, 0)
         }
@@ -113,19 +128,10 @@ impl Transport for HoldsUntilClosed {
 #[test]
 fn what_a_transport_holds_at_shutdown_is_counted_lost_by_the_shutdown_deadline() {
     let closed_with = Arc::new(Mutex::new(None));
-    let t = HoldsUntilClosed {
-        held: (0, 0),
-        per_datagram: Vec::new(),
+    let (e, _guard) = otlp_emitter(HoldsUntilClosed {
+        held: Tally::default(),
         closed_with: closed_with.clone(),
-    };
-    let (e, _guard) = Emitter::builder()
-        .format(xray_emitter::Format::OtlpRaw(xray_emitter::Resource::new(
-            &[("service.name", "t")],
-            "t",
-            "0",
-        )))
-        .start_with(move || t)
-        .unwrap();
+    });
     spans(&e, 30);
     assert!(e.flush(Duration::from_secs(5)).complete);
     assert_eq!(e.stats().spans_sent, 30);

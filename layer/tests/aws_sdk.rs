@@ -124,6 +124,25 @@ async fn traced_in<F: std::future::Future<Output = ()>>(
     docs
 }
 
+/// A successful GetItem on `orders`.
+async fn get_order(client: &aws_sdk_dynamodb::Client) {
+    client
+        .get_item()
+        .table_name("orders")
+        .key("id", AttributeValue::S("1".into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The trace header the service called is sent: this call is its parent.
+fn header_to(call: &Json) -> String {
+    format!(
+        "Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1",
+        call["id"].as_str().unwrap()
+    )
+}
+
 fn only_call(docs: &[Json]) -> Json {
     let calls: Vec<Json> = entities(docs)
         .into_iter()
@@ -170,13 +189,7 @@ async fn get_item_ok_with_interceptor() {
     // The service called is told this call is its parent, Lineage kept.
     let sent = http.actual_requests().next().unwrap();
     let trace = sent.headers().get("x-amzn-trace-id").expect("trace header");
-    assert_eq!(
-        trace,
-        format!(
-            "Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1",
-            call["id"].as_str().unwrap()
-        )
-    );
+    assert_eq!(trace, header_to(&call));
 }
 
 /// Outside Lambda the header is set as each attempt is sent (in Lambda,
@@ -185,24 +198,12 @@ async fn get_item_ok_with_interceptor() {
 async fn outside_lambda_the_call_is_the_parent_the_service_is_told() {
     let http = StaticReplayClient::new(vec![dynamodb_ok("REQ-OK-2")]);
     let client = dynamodb(http.clone(), true);
-    let docs = traced_in(false, 2, async {
-        client
-            .get_item()
-            .table_name("orders")
-            .key("id", AttributeValue::S("1".into()))
-            .send()
-            .await
-            .unwrap();
-    })
-    .await;
+    let docs = traced_in(false, 2, get_order(&client)).await;
     let call = only_call(&docs);
     let sent = http.actual_requests().next().unwrap();
     assert_eq!(
         sent.headers().get("x-amzn-trace-id").expect("trace header"),
-        format!(
-            "Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1",
-            call["id"].as_str().unwrap()
-        )
+        header_to(&call)
     );
 }
 
@@ -278,16 +279,7 @@ async fn a_retried_500_then_200_is_not_a_fault() {
         dynamodb_ok("REQ-AFTER-RETRY"),
     ]);
     let client = dynamodb(http.clone(), true);
-    let docs = traced(1, async {
-        client
-            .get_item()
-            .table_name("orders")
-            .key("id", AttributeValue::S("1".into()))
-            .send()
-            .await
-            .unwrap();
-    })
-    .await;
+    let docs = traced(1, get_order(&client)).await;
     let call = only_call(&docs);
     assert_eq!(call["aws"]["retries"], 1);
     assert_eq!(call["http"]["response"]["status"], 200);
@@ -296,10 +288,7 @@ async fn a_retried_500_then_200_is_not_a_fault() {
         assert!(call.get(flag).is_none(), "{flag} in {call}");
     }
     // Both attempts tell the service the same parent: this call.
-    let expected = format!(
-        "Root={ROOT};Parent={};Sampled=1;Lineage=a87bd80c:1",
-        call["id"].as_str().unwrap()
-    );
+    let expected = header_to(&call);
     let headers: Vec<String> = http
         .actual_requests()
         .map(|r| {

@@ -1,6 +1,7 @@
 //! A span whose open record was queued but whose close record found its
-//! ring full is counted once: by the sender, which never sees it complete
-//! (lost when it shuts down), not also by the layer as dropped.
+//! ring full, or was refused as the layer shut down, is counted once: by
+//! the sender, which never sees it complete (lost when it shuts down), not
+//! also by the layer as dropped.
 
 use std::time::Duration;
 
