@@ -207,6 +207,39 @@ async fn outside_lambda_the_call_is_the_parent_the_service_is_told() {
     );
 }
 
+/// A header a request customization sets (before signing) wins in Lambda,
+/// where ours is set before the retry loop; elsewhere ours, set as each
+/// attempt is sent, wins.
+#[tokio::test]
+async fn which_header_wins_over_a_request_customization() {
+    for lambda in [true, false] {
+        let http = StaticReplayClient::new(vec![dynamodb_ok("REQ-MUT")]);
+        let client = dynamodb(http.clone(), true);
+        let docs = traced_in(lambda, 1 + usize::from(!lambda), async {
+            client
+                .get_item()
+                .table_name("orders")
+                .key("id", AttributeValue::S("1".into()))
+                .customize()
+                .mutate_request(|r| {
+                    r.headers_mut().insert("x-amzn-trace-id", "Root=mine");
+                })
+                .send()
+                .await
+                .unwrap();
+        })
+        .await;
+        let call = only_call(&docs);
+        let sent = http.actual_requests().next().unwrap();
+        let header = sent.headers().get("x-amzn-trace-id").expect("trace header");
+        if lambda {
+            assert_eq!(header, "Root=mine");
+        } else {
+            assert_eq!(header, header_to(&call));
+        }
+    }
+}
+
 #[tokio::test]
 async fn get_item_not_found_is_an_error_with_its_cause() {
     let http = StaticReplayClient::new(vec![dynamodb_error(
