@@ -32,6 +32,8 @@ use crate::classify::{Callsites, Class};
 use crate::contexts::Contexts;
 use crate::fields::{self, Find, Message, SdkFields, UserFields, attr};
 use crate::identity::{Identity, Plugins};
+#[cfg(feature = "aws-sdk")]
+use crate::interceptor::records_request_id;
 use crate::metadata::AwsMetadataFields;
 use crate::sampling::{self, Sampler};
 use crate::states::{State, StateCell, States, flag};
@@ -40,6 +42,12 @@ mod documents;
 mod invocation;
 mod placement;
 mod sdk_call;
+
+/// Without the interceptor, the SDK's events are the only source of request ids.
+#[cfg(not(feature = "aws-sdk"))]
+fn records_request_id(_: SegmentId) -> bool {
+    false
+}
 
 use placement::inherited;
 
@@ -219,6 +227,53 @@ impl XRaySubscriber {
     fn push(&self, span: SegmentId, body: Body) {
         self.emitter.push(Record::new(span, body));
     }
+
+    /// An event the layer wants (a request id, an error), off the path of
+    /// the many it does not: their calls skip this frame's set-up.
+    #[inline(never)]
+    fn event_in_span<S>(
+        &self,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+        request_id: bool,
+        error: bool,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let span = if event.is_root() {
+            None
+        } else if event.is_contextual() {
+            self.current(ctx)
+        } else {
+            event.parent().cloned()
+        };
+        let Some(state) = span.and_then(|id| self.states.get(id.into_u64())) else {
+            return;
+        };
+        // Recorded: sampled, or unsampled for OTLP's `T1U` datagrams.
+        if state.own.is_none() && state.op.is_none() {
+            return;
+        }
+        if request_id
+            && let Some(op) = state.op
+            && !records_request_id(op)
+        {
+            let mut f = Find::new("request_id");
+            event.record(&mut f);
+            if let Some(id) = f.found.as_deref().and_then(fields::unwrap_debug_option) {
+                self.emitter.push_str(op, Key::Aws("request_id"), id);
+            }
+        }
+        if error && let Some(target) = state.own.or(state.op) {
+            let mut m = Message::new();
+            event.record(&mut m);
+            self.emitter
+                .push(attr(target, Key::Flags, Value::U64(FLAG_FAULT)));
+            let text = m.text.as_deref().unwrap_or("error");
+            self.emitter
+                .push_str(target, Key::Exception { remote: false }, text);
+        }
+    }
 }
 
 impl<S> Layer<S> for XRaySubscriber
@@ -318,36 +373,7 @@ where
         if !error && !request_id {
             return;
         }
-        let span = if event.is_root() {
-            None
-        } else if event.is_contextual() {
-            self.current(&ctx)
-        } else {
-            event.parent().cloned()
-        };
-        let Some(state) = span.and_then(|id| self.states.get(id.into_u64())) else {
-            return;
-        };
-        // Recorded: sampled, or unsampled for OTLP's `T1U` datagrams.
-        if state.own.is_none() && state.op.is_none() {
-            return;
-        }
-        if request_id && let Some(op) = state.op {
-            let mut f = Find::new("request_id");
-            event.record(&mut f);
-            if let Some(id) = f.found.as_deref().and_then(fields::unwrap_debug_option) {
-                self.emitter.push_str(op, Key::Aws("request_id"), id);
-            }
-        }
-        if error && let Some(target) = state.own.or(state.op) {
-            let mut m = Message::new();
-            event.record(&mut m);
-            self.emitter
-                .push(attr(target, Key::Flags, Value::U64(FLAG_FAULT)));
-            let text = m.text.as_deref().unwrap_or("error");
-            self.emitter
-                .push_str(target, Key::Exception { remote: false }, text);
-        }
+        self.event_in_span(event, &ctx, request_id, error);
     }
 
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
