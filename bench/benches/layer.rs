@@ -31,7 +31,7 @@ use tracing_core::{Dispatch, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_xray::{XRayHandle, XRaySubscriber};
-use xray_bench::spans::{NoOp, invocation, one_span};
+use xray_bench::spans::{Floor, NoOp, invocation, one_span};
 use xray_testkit::{Daemon, Discard, Gate, closed_port};
 
 const BATCH: u64 = 1_000;
@@ -158,6 +158,17 @@ fn ladder(c: &mut Criterion) {
         "1_registry_noop_layer",
         Dispatch::new(tracing_subscriber::registry().with(NoOp)),
         || {},
+    );
+
+    // The least any layer that hands spans to another thread costs (see
+    // `Floor`): what is left above it for following a trace.
+    ladder_step(
+        &mut g,
+        "1b_registry_floor_layer",
+        Dispatch::new(tracing_subscriber::registry().with(Floor)),
+        || {
+            std::hint::black_box(Floor::checksum());
+        },
     );
 
     let daemon = Daemon::counting();

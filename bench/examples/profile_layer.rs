@@ -1,5 +1,7 @@
 //! A fixed number of spans inside a sampled invocation, for instruction
-//! counts under callgrind (`noop` for the Registry + no-op layer floor).
+//! counts under callgrind (`noop` for the Registry + no-op layer baseline,
+//! `floor` for the least a layer that hands spans to another thread does:
+//! see `xray_bench::spans::Floor`).
 //! Counting only inside `one_span` keeps the sender thread, set-up and
 //! flushes out: the total divided by the spans is the caller's cost per span.
 //!
@@ -9,13 +11,15 @@
 //!     target/release/examples/profile_layer 100000 xray
 //! valgrind --tool=callgrind --toggle-collect='xray_bench::spans::one_span' \
 //!     target/release/examples/profile_layer 100000 noop
+//! valgrind --tool=callgrind --toggle-collect='xray_bench::spans::one_span' \
+//!     target/release/examples/profile_layer 100000 floor
 //! ```
 
 use std::time::Duration;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_xray::XRaySubscriber;
-use xray_bench::spans::{NoOp, invocation, one_span};
+use xray_bench::spans::{Floor, NoOp, invocation, one_span};
 
 fn run(n: u64, flush: impl Fn()) {
     let invocation = invocation();
@@ -39,6 +43,11 @@ fn main() {
         tracing::subscriber::with_default(tracing_subscriber::registry().with(NoOp), || {
             run(n, || {})
         });
+    } else if which == "floor" {
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(Floor), || {
+            run(n, || {})
+        });
+        println!("floor ring checksum {:x}", Floor::checksum());
     } else {
         let layer = XRaySubscriber::builder()
             .daemon(sink.addr())
