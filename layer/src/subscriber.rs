@@ -32,8 +32,6 @@ use crate::classify::{Callsites, Class};
 use crate::contexts::Contexts;
 use crate::fields::{self, Find, Message, SdkFields, UserFields, attr};
 use crate::identity::{Identity, Plugins};
-#[cfg(feature = "aws-sdk")]
-use crate::interceptor::records_request_id;
 use crate::metadata::AwsMetadataFields;
 use crate::sampling::{self, Sampler};
 use crate::states::{State, StateCell, States, flag};
@@ -42,12 +40,6 @@ mod documents;
 mod invocation;
 mod placement;
 mod sdk_call;
-
-/// Without the interceptor, the SDK's events are the only source of request ids.
-#[cfg(not(feature = "aws-sdk"))]
-fn records_request_id(_: SegmentId) -> bool {
-    false
-}
 
 use placement::inherited;
 
@@ -254,10 +246,7 @@ impl XRaySubscriber {
         if state.own.is_none() && state.op.is_none() {
             return;
         }
-        if request_id
-            && let Some(op) = state.op
-            && !records_request_id(op)
-        {
+        if request_id && let Some(op) = state.op {
             let mut f = Find::new("request_id");
             event.record(&mut f);
             if let Some(id) = f.found.as_deref().and_then(fields::unwrap_debug_option) {

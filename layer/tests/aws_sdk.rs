@@ -334,6 +334,36 @@ async fn a_retried_500_then_200_is_not_a_fault() {
     assert_eq!(headers, [expected.clone(), expected]);
 }
 
+/// A retry whose attempt gets no response at all (the connection fails)
+/// keeps the request id of the attempt that had one: the service's log
+/// entry for the call is findable from the trace.
+#[tokio::test]
+async fn a_500_then_no_response_keeps_the_request_id_it_had() {
+    let http = StaticReplayClient::new(vec![dynamodb_error(
+        500,
+        "InternalServerError",
+        "Internal server error",
+    )]);
+    let client = dynamodb(http, true);
+    let docs = traced(1, async {
+        let result = client
+            .get_item()
+            .table_name("orders")
+            .key("id", AttributeValue::S("1".into()))
+            .send()
+            .await;
+        assert!(
+            result.is_err(),
+            "the second attempt has nothing to answer it"
+        );
+    })
+    .await;
+    let call = only_call(&docs);
+    assert_eq!(call["aws"]["retries"], 1);
+    assert_eq!(call["aws"]["request_id"], "ERR-REQ", "{call}");
+    assert_eq!(call["fault"], true);
+}
+
 #[tokio::test]
 async fn s3_put_object_records_bucket_and_key() {
     let http = StaticReplayClient::new(vec![event(

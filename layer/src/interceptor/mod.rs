@@ -102,22 +102,6 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-thread_local! {
-    /// The last call on this thread whose request this interceptor read:
-    /// its outcome hook will record the request id from the response's
-    /// headers, so the layer can skip formatting the SDK's `request_id`
-    /// event for it (the same headers, read by the SDK's `RequestId`).
-    static INTERCEPTED: std::cell::Cell<Option<SegmentId>> = const { std::cell::Cell::new(None) };
-}
-
-/// Whether this interceptor is handling call `op` on this thread, and
-/// records its request id itself.
-pub(crate) fn records_request_id(op: SegmentId) -> bool {
-    INTERCEPTED
-        .try_with(|c| c.get() == Some(op))
-        .unwrap_or(false)
-}
-
 /// The allow-list rules of call `op`, which `cfg` describes, with the
 /// list's name for its service.
 fn rules(op: SegmentId, cfg: &ConfigBag) -> Option<(ServiceKey, &'static Operation)> {
@@ -142,7 +126,6 @@ fn is_aws_json(content_type: &str) -> bool {
 impl XRayInterceptor {
     fn record_request(&self, request: &aws_smithy_runtime_api::http::Request, cfg: &ConfigBag) {
         with_call(|layer, op| {
-            let _ = INTERCEPTED.try_with(|c| c.set(Some(op)));
             if let Some(region) = cfg.load::<aws_types::region::Region>() {
                 layer
                     .emitter()
