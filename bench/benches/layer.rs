@@ -149,6 +149,19 @@ fn xray_step(
     handle
 }
 
+/// The OpenTelemetry baseline is only a baseline if its spans reach the
+/// daemon: an exporter failing fast would look cheap.
+fn otel_exported(daemon: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while daemon.spans() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        daemon.spans() > 0,
+        "the OpenTelemetry exporter delivered no span"
+    );
+}
+
 fn ladder(c: &mut Criterion) {
     let mut g = c.benchmark_group("span_in_invocation");
     g.throughput(Throughput::Elements(1));
@@ -195,15 +208,21 @@ fn ladder(c: &mut Criterion) {
     let otel =
         tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
     let p = provider.clone();
+    let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+    let r = ran.clone();
     ladder_step(
         &mut g,
         "3_tracing_opentelemetry_xray_exporter",
         Dispatch::new(otel),
         move || {
+            r.set(true);
             let _ = p.force_flush();
         },
     );
     let _ = provider.shutdown();
+    if ran.get() {
+        otel_exported(&otel_daemon);
+    }
 
     let sync_daemon = Daemon::counting();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -56,24 +56,39 @@ fn measure(c: &mut Criterion, call: Call, name: &str) {
             });
         });
     }
+    let otel_daemon = Daemon::counting();
     let provider = SdkTracerProvider::builder()
         .with_id_generator(XrayIdGenerator::default())
         .with_batch_exporter(XrayExporter::new(
-            XrayDaemonClient::new(daemon.addr()).expect("the daemon client"),
+            XrayDaemonClient::new(otel_daemon.addr()).expect("the daemon client"),
         ))
         .build();
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(otel));
     let c = client(call, false);
+    let mut ran = false;
     tracing::dispatcher::with_default(&dispatch, || {
         let invocation = invocation();
         let _in = invocation.enter();
         g.bench_function(BenchmarkId::from_parameter("e_opentelemetry_xray"), |b| {
+            ran = true;
             b.iter(|| one_call(&rt, &c, call))
         });
     });
     let _ = provider.force_flush();
     let _ = provider.shutdown();
+    // The baseline is only one if its spans reach the daemon: an exporter
+    // failing fast would look cheap.
+    if ran {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while otel_daemon.spans() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            otel_daemon.spans() > 0,
+            "the OpenTelemetry exporter delivered no span"
+        );
+    }
     g.finish();
 }
 
