@@ -124,15 +124,25 @@ async fn traced_in<F: std::future::Future<Output = ()>>(
     docs
 }
 
-/// A successful GetItem on `orders`.
-async fn get_order(client: &aws_sdk_dynamodb::Client) {
+/// GetItem of key `1` in `table`.
+async fn get_from(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<
+    aws_sdk_dynamodb::operation::get_item::GetItemOutput,
+    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::get_item::GetItemError>,
+> {
     client
         .get_item()
-        .table_name("orders")
+        .table_name(table)
         .key("id", AttributeValue::S("1".into()))
         .send()
         .await
-        .unwrap();
+}
+
+/// A successful GetItem on `orders`.
+async fn get_order(client: &aws_sdk_dynamodb::Client) {
+    get_from(client, "orders").await.unwrap();
 }
 
 /// The trace header the service called is sent: this call is its parent.
@@ -249,12 +259,7 @@ async fn get_item_not_found_is_an_error_with_its_cause() {
     )]);
     let client = dynamodb(http, true);
     let docs = traced(1, async {
-        let err = client
-            .get_item()
-            .table_name("missing")
-            .key("id", AttributeValue::S("1".into()))
-            .send()
-            .await;
+        let err = get_from(&client, "missing").await;
         assert!(err.is_err());
     })
     .await;
@@ -282,12 +287,7 @@ async fn throttling_by_code_on_http_400() {
     let http = StaticReplayClient::new(vec![throttled(), throttled(), throttled()]);
     let client = dynamodb(http, true);
     let docs = traced(1, async {
-        let r = client
-            .get_item()
-            .table_name("hot")
-            .key("id", AttributeValue::S("1".into()))
-            .send()
-            .await;
+        let r = get_from(&client, "hot").await;
         assert!(r.is_err());
     })
     .await;
@@ -346,12 +346,7 @@ async fn a_500_then_no_response_keeps_the_request_id_it_had() {
     )]);
     let client = dynamodb(http, true);
     let docs = traced(1, async {
-        let result = client
-            .get_item()
-            .table_name("orders")
-            .key("id", AttributeValue::S("1".into()))
-            .send()
-            .await;
+        let result = get_from(&client, "orders").await;
         assert!(
             result.is_err(),
             "the second attempt has nothing to answer it"
@@ -522,13 +517,7 @@ async fn sdk_calls_nest_in_the_users_span() {
     let docs = traced(3, async {
         async {
             for _ in 0..2 {
-                client
-                    .get_item()
-                    .table_name("t")
-                    .key("id", AttributeValue::S("1".into()))
-                    .send()
-                    .await
-                    .unwrap();
+                get_from(&client, "t").await.unwrap();
             }
         }
         .instrument(tracing::info_span!("load_user", annotation.user = "u1"))
