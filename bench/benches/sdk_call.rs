@@ -80,14 +80,8 @@ fn measure(c: &mut Criterion, call: Call, name: &str) {
     // The baseline is only one if its spans reach the daemon: an exporter
     // failing fast would look cheap.
     if ran {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while otel_daemon.spans() == 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(
-            otel_daemon.spans() > 0,
-            "the OpenTelemetry exporter delivered no span"
-        );
+        let received = otel_daemon.spans_within(1, Duration::from_secs(2));
+        assert!(received > 0, "the OpenTelemetry exporter delivered no span");
     }
     g.finish();
 }

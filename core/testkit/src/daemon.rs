@@ -145,6 +145,17 @@ impl Daemon {
         self.spans.load(Ordering::Relaxed)
     }
 
+    /// Waits until a [`Daemon::counting`] daemon has counted `at_least`
+    /// spans, or `timeout`; returns what it counted (the caller decides
+    /// whether fewer is a failure).
+    pub fn spans_within(&self, at_least: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        while self.spans() < at_least && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.spans()
+    }
+
     /// Every document received so far, each checked (and forgets them),
     /// after a moment for datagrams still on their way over loopback.
     pub fn documents(&self) -> Vec<Value> {
@@ -190,6 +201,7 @@ impl Drop for Daemon {
 /// `"start_time":` key, and in valid JSON that text cannot occur inside a
 /// string (its quotes would be escaped). Keeps a debug build's receiver
 /// ahead of the sender on a busy machine, where parsing every document did not.
+///
 /// The header line is compared with ours ignoring whitespace, not byte for
 /// byte: other clients (the OpenTelemetry X-Ray exporter the benchmarks
 /// compare with) write it with spaces, which the daemon's JSON reading
