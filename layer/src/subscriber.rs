@@ -232,13 +232,7 @@ impl XRaySubscriber {
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let span = if event.is_root() {
-            None
-        } else if event.is_contextual() {
-            self.current(ctx)
-        } else {
-            event.parent().cloned()
-        };
+        let span = self.parent_of(ctx, event.is_root(), event.is_contextual(), event.parent());
         let Some(state) = span.and_then(|id| self.states.get(id.into_u64())) else {
             return;
         };

@@ -74,13 +74,7 @@ impl XRaySubscriber {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let parent = if attrs.is_root() {
-            None
-        } else if attrs.is_contextual() {
-            self.current(ctx)
-        } else {
-            attrs.parent().cloned()
-        };
+        let parent = self.parent_of(ctx, attrs.is_root(), attrs.is_contextual(), attrs.parent());
         let Some(pid) = parent else {
             return (None, None);
         };
@@ -139,6 +133,28 @@ impl XRaySubscriber {
             && ctx.span(id).is_some_and(|s| marked(&s).is_some())
         {
             self.unfollowed_open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The span a new span or an event belongs to: none for a root, the
+    /// current one for a contextual one, else the parent it names.
+    #[inline(always)]
+    pub(super) fn parent_of<S>(
+        &self,
+        ctx: &Context<'_, S>,
+        root: bool,
+        contextual: bool,
+        named: Option<&Id>,
+    ) -> Option<Id>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if root {
+            None
+        } else if contextual {
+            self.current(ctx)
+        } else {
+            named.cloned()
         }
     }
 
