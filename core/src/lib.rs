@@ -40,7 +40,7 @@ pub use emitter::{Batch, Emitter, EmitterBuilder, EmitterGuard, Flushed, StartEr
 pub use header::{HeaderError, Sampled, TraceHeader};
 pub use id::{SegmentId, TraceId};
 pub use otlp::{Format, Resource};
-pub use record::{Body, HttpField, Key, Kind, Record, SqlField, StaticName, Value};
+pub use record::{Body, HttpField, Key, Kind, Record, Small, SqlField, StaticName, Value};
 pub use socket::Target;
 pub use span::MAX_ATTRS;
 pub use stats::Stats;

@@ -212,6 +212,119 @@ impl Inline {
     }
 }
 
+/// String bytes a [`Small`] field carries.
+pub const SMALL: usize = 8;
+
+const SMALL_I64: u8 = 0;
+const SMALL_U64: u8 = 1;
+const SMALL_F64: u8 = 2;
+const SMALL_BOOL: u8 = 3;
+const SMALL_STR: u8 = 4;
+
+/// A `metadata.default` field whose value is a number, a boolean or a
+/// string of at most [`SMALL`] bytes: two fit in one [`Body::Pair`] record.
+/// Most spans' fields are ids and counts or short words, and a record
+/// saved is a slot of the ring the caller does not write.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+pub struct Small {
+    name: StaticName,
+    kind: u8,
+    len: u8,
+    bytes: [u8; SMALL],
+}
+
+impl Small {
+    /// `name` = `value`, unless the value is text (see [`Small::text`]).
+    #[inline]
+    pub fn new(name: &'static str, value: Value) -> Option<Small> {
+        let (kind, bits) = match value {
+            Value::I64(v) => (SMALL_I64, v as u64),
+            Value::U64(v) => (SMALL_U64, v),
+            Value::F64(v) => (SMALL_F64, v.to_bits()),
+            Value::Bool(v) => (SMALL_BOOL, u64::from(v)),
+            Value::Str(_) | Value::Json(_) => return None,
+        };
+        Some(Small {
+            name: StaticName::new(name),
+            kind,
+            len: 0,
+            bytes: bits.to_ne_bytes(),
+        })
+    }
+
+    /// `name` = `value`, if the string is at most [`SMALL`] bytes.
+    #[inline]
+    pub fn text(name: &'static str, value: &str) -> Option<Small> {
+        let src = value.as_bytes();
+        if src.len() > SMALL {
+            return None;
+        }
+        let mut bytes = [0; SMALL];
+        // Fixed-size moves, overlapping when the string is short: a copy of
+        // a variable length is a call to `memcpy` that costs more than the
+        // field.
+        let n = src.len();
+        if n >= 4 {
+            bytes[..4].copy_from_slice(&src[..4]);
+            let tail: [u8; 4] = src[n - 4..].try_into().unwrap_or_default();
+            bytes[n - 4..n].copy_from_slice(&tail);
+        } else if n > 0 {
+            bytes[0] = src[0];
+            bytes[n / 2] = src[n / 2];
+            bytes[n - 1] = src[n - 1];
+        }
+        Some(Small {
+            name: StaticName::new(name),
+            kind: SMALL_STR,
+            len: src.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The field's name.
+    pub fn name(&self) -> &'static str {
+        let name = self.name;
+        name.as_str()
+    }
+
+    /// The field's value, as an [`Body::Attr`] record would carry it.
+    pub fn value(&self) -> Value {
+        let bits = u64::from_ne_bytes(self.bytes);
+        match self.kind {
+            SMALL_I64 => Value::I64(bits as i64),
+            SMALL_U64 => Value::U64(bits),
+            SMALL_F64 => Value::F64(f64::from_bits(bits)),
+            SMALL_BOOL => Value::Bool(bits != 0),
+            _ => {
+                let len = usize::from(self.len).min(SMALL);
+                let mut inline = Inline {
+                    total: len as u16,
+                    len: len as u8,
+                    bytes: [0; INLINE],
+                };
+                inline.bytes[..len].copy_from_slice(&self.bytes[..len]);
+                Value::Str(inline)
+            }
+        }
+    }
+}
+
+impl PartialEq for Small {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.value() == other.value()
+    }
+}
+
+impl std::fmt::Debug for Small {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Small")
+            .field("name", &self.name())
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
 /// A continuation of the latest string value of a span.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunk {
@@ -281,6 +394,9 @@ pub enum Body {
     },
     /// More bytes of the span's latest string value.
     More(Chunk),
+    /// One or two `metadata.default` fields (see [`Small`]), as two
+    /// [`Body::Attr`] records would set them.
+    Pair(Small, Option<Small>),
     /// The span ended.
     Close {
         /// When it ended.
@@ -406,6 +522,48 @@ mod tests {
             assert_eq!(n.as_str(), name);
             assert_eq!(n, StaticName::from(name));
         }
+    }
+
+    #[test]
+    fn small_fields_read_back_as_the_values_they_were_made_from() {
+        for value in [
+            Value::I64(i64::MIN),
+            Value::I64(-1),
+            Value::U64(u64::MAX),
+            Value::F64(-0.25),
+            Value::F64(f64::NAN),
+            Value::Bool(true),
+            Value::Bool(false),
+        ] {
+            let small = Small::new("k", value).expect("a number or a boolean");
+            assert_eq!(small.name(), "k");
+            match (small.value(), value) {
+                (Value::F64(a), Value::F64(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                (a, b) => assert_eq!(a, b),
+            }
+        }
+        for text in [
+            "", "a", "ab", "abc", "abcd", "abcde", "abcdefg", "12345678", "é中", "😀😀",
+        ] {
+            let small = Small::text("k", text).expect("at most eight bytes");
+            let Value::Str(inline) = small.value() else {
+                unreachable!()
+            };
+            assert_eq!(inline.bytes(), text.as_bytes(), "{text:?}");
+            assert_eq!((inline.total(), inline.cut()), (text.len(), false));
+        }
+        assert!(Small::text("k", "123456789").is_none());
+        let mut long = Vec::new();
+        Record::split_str(
+            SegmentId::from_u64(1).unwrap(),
+            Key::Metadata("k"),
+            "x",
+            |r| long.push(r),
+        );
+        let Body::Attr { value, .. } = long[0].body else {
+            unreachable!()
+        };
+        assert!(Small::new("k", value).is_none(), "text goes through `text`");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::document::{self, ENTITY_MAX, TRIM_LEVELS};
 use crate::id::{SegmentId, TraceId};
 use crate::json::JsonWriter;
 use crate::outbox::{Outbox, Transport};
-use crate::record::{Body, Record};
+use crate::record::{Body, Key, Record};
 use crate::span::Span;
 use crate::stats::Counters;
 
@@ -207,6 +207,15 @@ impl SpanTable {
             },
             Body::More(ref chunk) => match self.slot(id) {
                 Some(slot) => self.slots[slot].more(chunk),
+                None => return false,
+            },
+            Body::Pair(first, second) => match self.slot(id) {
+                Some(slot) => {
+                    let span = &mut self.slots[slot];
+                    for f in std::iter::once(first).chain(second) {
+                        span.set(Key::Metadata(f.name()), &f.value());
+                    }
+                }
                 None => return false,
             },
             Body::Close { time } => match self.slot(id) {

@@ -5,8 +5,8 @@
 use arbitrary::Unstructured;
 use xray_emitter::testing::{Assembler, TableConfig};
 use xray_emitter::{
-    Body, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, SqlField, TraceHeader, TraceId,
-    Value, clock::Ticks, record::MAX_VALUE_BYTES,
+    Body, DaemonAddress, HttpField, Key, Kind, Record, SegmentId, Small, SqlField, TraceHeader,
+    TraceId, Value, clock::Ticks, record::MAX_VALUE_BYTES, record::SMALL,
 };
 
 /// Keys with everything a field name can be: ordinary, dotted, empty,
@@ -136,6 +136,29 @@ fn value(u: &mut Unstructured<'_>) -> arbitrary::Result<(Value, Option<(String, 
     })
 }
 
+/// A field of `name` small enough to share a [`Body::Pair`]: a number or
+/// boolean, or a string of at most [`SMALL`] bytes (`Some`: it reads back as it).
+fn small(
+    u: &mut Unstructured<'_>,
+    name: &'static str,
+) -> arbitrary::Result<(Small, Option<String>)> {
+    let (v, text) = value(u)?;
+    Ok(match text {
+        None => (Small::new(name, v).unwrap_or_else(|| unreachable!()), None),
+        Some((mut t, _)) => {
+            let mut end = t.len().min(SMALL);
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            t.truncate(end);
+            (
+                Small::text(name, &t).unwrap_or_else(|| unreachable!()),
+                Some(t),
+            )
+        }
+    })
+}
+
 /// A text made of JSON's tokens, so that valid and nearly valid JSON (an
 /// extra comma, an unclosed list) both come up often.
 fn json_like(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
@@ -256,6 +279,30 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
                 }
                 _ => Key::Metadata(k),
             };
+            if let Key::Metadata(k) = key
+                && u.ratio(1, 4)?
+            {
+                // Two small fields in one record, or one alone.
+                let first = small(u, k)?;
+                let second = match u.arbitrary()? {
+                    true => {
+                        let k = KEYS[u.choose_index(KEYS.len())?];
+                        Some(small(u, k)?)
+                    }
+                    false => None,
+                };
+                c.apply(&Record::new(
+                    id,
+                    Body::Pair(first.0, second.as_ref().map(|s| s.0)),
+                ));
+                for (f, text) in std::iter::once(first).chain(second) {
+                    mine.retain(|(kk, _)| *kk != f.name());
+                    if let Some(t) = text {
+                        mine.push((f.name(), serde_json::Value::String(t)));
+                    }
+                }
+                continue;
+            }
             let (v, text) = value(u)?;
             match text {
                 Some((s, json)) => {
@@ -409,6 +456,18 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
                     trace: TraceId::from_parts(1, 2, u.arbitrary()?),
                 },
             )),
+            3 if u.ratio(1, 4)? => {
+                let k = KEYS[u.choose_index(KEYS.len())?];
+                let first = small(u, k)?.0;
+                let second = match u.arbitrary()? {
+                    true => {
+                        let k = KEYS[u.choose_index(KEYS.len())?];
+                        Some(small(u, k)?.0)
+                    }
+                    false => None,
+                };
+                c.apply(&Record::new(span, Body::Pair(first, second)));
+            }
             3 => {
                 let k = KEYS[u.choose_index(KEYS.len())?];
                 let (v, text) = value(u)?;

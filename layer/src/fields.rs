@@ -19,8 +19,9 @@ use std::fmt::{self, Write};
 
 use arrayvec::ArrayString;
 use tracing_core::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
 use xray_emitter::record::{FLAG_ERROR, FLAG_FAULT, FLAG_THROTTLE, MAX_VALUE_BYTES};
-use xray_emitter::{Batch, Body, HttpField, Key, Record, SegmentId, Value};
+use xray_emitter::{Batch, Body, HttpField, Key, Record, SegmentId, Small, Value};
 
 use crate::remote::Remote;
 
@@ -192,17 +193,50 @@ impl Visit for UserFields<'_, '_> {
 }
 
 /// Pushes the fields of a span whose callsite's fields are all plain
-/// ([`is_plain`]): each to `metadata.default`, as it is.
+/// ([`is_plain`]): each to `metadata.default`, as it is; numbers, booleans
+/// and short strings two to a record ([`Body::Pair`]).
 pub(crate) struct PlainFields<'a, 'b> {
-    pub(crate) out: &'a mut Batch<'b>,
-    pub(crate) span: SegmentId,
+    out: &'a mut Batch<'b>,
+    span: SegmentId,
+    /// A small field waiting for a second to share its record.
+    pending: Option<Small>,
 }
 
-impl PlainFields<'_, '_> {
+impl<'a, 'b> PlainFields<'a, 'b> {
+    /// Records `values` of span `span` into `out`.
+    #[inline]
+    pub(crate) fn record(out: &'a mut Batch<'b>, span: SegmentId, values: &impl RecordFields) {
+        let mut fields = PlainFields {
+            out,
+            span,
+            pending: None,
+        };
+        values.record(&mut fields);
+        if let Some(last) = fields.pending {
+            fields.out.push(Record::new(span, Body::Pair(last, None)));
+        }
+    }
+
+    #[inline]
+    fn small(&mut self, field: Small) {
+        match self.pending.take() {
+            Some(first) => {
+                self.out
+                    .push(Record::new(self.span, Body::Pair(first, Some(field))));
+            }
+            None => self.pending = Some(field),
+        }
+    }
+
     #[inline]
     fn value(&mut self, field: &Field, value: Value) {
-        self.out
-            .push(attr(self.span, Key::Metadata(field.name()), value));
+        match Small::new(field.name(), value) {
+            Some(small) => self.small(small),
+            None => {
+                self.out
+                    .push(attr(self.span, Key::Metadata(field.name()), value));
+            }
+        }
     }
 }
 
@@ -220,8 +254,13 @@ impl Visit for PlainFields<'_, '_> {
         self.value(field, Value::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.out
-            .push_str(self.span, Key::Metadata(field.name()), value);
+        match Small::text(field.name(), value) {
+            Some(small) => self.small(small),
+            None => {
+                self.out
+                    .push_str(self.span, Key::Metadata(field.name()), value);
+            }
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.record_str(field, &format(&format_args!("{value}")));

@@ -130,3 +130,72 @@ fn spans_beyond_what_the_layer_follows_are_counted_and_the_others_arrive() {
     let arrived: usize = docs.iter().map(count_spans).sum();
     assert_eq!(arrived as u64, s.spans_sent);
 }
+
+/// Runs `f` in a sampled invocation; returns the documents of `spans` spans
+/// and how many records the sender received.
+fn recorded(spans: usize, f: impl Fn()) -> (Vec<serde_json::Value>, u64) {
+    let daemon = Daemon::start();
+    let layer = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let inv = invocation(HEADER);
+        let _g = inv.enter();
+        f();
+    });
+    let docs = daemon.documents_with_spans(spans, Duration::from_secs(2));
+    assert!(handle.flush(Duration::from_secs(2)).complete);
+    let stats = handle.stats();
+    assert_eq!(stats.records_dropped, 0, "{stats:?}");
+    (docs, stats.records_received)
+}
+
+#[test]
+fn plain_fields_of_every_kind_arrive_as_recorded_two_small_ones_to_a_record() {
+    let (_, bare) = recorded(1, || {
+        let _s = info_span!("bare").entered();
+    });
+    let (docs, records) = recorded(1, || {
+        let _s = info_span!(
+            "plain",
+            count = 7u64,
+            delta = -3i64,
+            ratio = 0.5f64,
+            ok = true,
+            word = "ok",
+            eight = "12345678",
+            nine = "123456789",
+            accents = "é中",
+            empty = "",
+            debug = ?Some(1),
+            display = %"shown"
+        )
+        .entered();
+    });
+    let m = &docs[0]["metadata"]["default"];
+    assert_eq!(m["count"], 7);
+    assert_eq!(m["delta"], -3);
+    assert_eq!(m["ratio"], 0.5);
+    assert_eq!(m["ok"], true);
+    assert_eq!(m["word"], "ok");
+    assert_eq!(m["eight"], "12345678");
+    assert_eq!(m["nine"], "123456789");
+    assert_eq!(m["accents"], "é中");
+    assert_eq!(m["empty"], "");
+    assert_eq!(m["debug"], "Some(1)");
+    assert_eq!(m["display"], "shown");
+    // Ten fields of at most eight bytes share five records; the nine-byte
+    // string takes one of its own.
+    assert_eq!(records - bare, 6, "records for the fields");
+
+    let (docs, records) = recorded(1, || {
+        let _s = info_span!("odd", a = 1u64, b = 2u64, c = "three").entered();
+    });
+    let m = &docs[0]["metadata"]["default"];
+    assert_eq!((m["a"].clone(), m["b"].clone()), (1.into(), 2.into()));
+    assert_eq!(m["c"], "three");
+    assert_eq!(records - bare, 2, "a pair and one alone");
+}

@@ -118,7 +118,7 @@ impl XRaySubscriber {
                 }
             }
             if plain {
-                attrs.record(&mut PlainFields { out: b, span: own });
+                PlainFields::record(b, own, attrs);
                 return;
             }
             let mut remote = Remote::default();
