@@ -86,11 +86,95 @@ fn measure(c: &mut Criterion, call: Call, name: &str) {
     g.finish();
 }
 
+/// The baseline and the traced call with every thread on one CPU, as in a
+/// Lambda function under 1,769 MB (less than one vCPU): there the sender's
+/// and the daemon's work, and the caches they leave behind, land on the
+/// caller's CPU, which two CPUs hide.
+#[cfg(target_os = "linux")]
+fn one_cpu(c: &mut Criterion) {
+    let Some(_pinned) = Pinned::to_one_cpu() else {
+        eprintln!("sdk_call_one_cpu: the affinity cannot be set here; skipped");
+        return;
+    };
+    let mut g = c.benchmark_group("sdk_call_one_cpu/get_item");
+    let rt = runtime();
+    // Made after pinning: the daemon's and the sender's threads inherit it.
+    let daemon = Daemon::counting();
+    let xray = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .report_errors(false)
+        .build()
+        .unwrap();
+    let variants = [
+        (
+            "a_registry_noop",
+            Dispatch::new(tracing_subscriber::registry().with(NoOp)),
+            false,
+        ),
+        (
+            "d_subscriber_and_interceptor",
+            Dispatch::new(tracing_subscriber::registry().with(xray)),
+            true,
+        ),
+    ];
+    for (label, dispatch, interceptor) in variants {
+        let c = client(Call::GetItem, interceptor);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let invocation = invocation();
+            let _in = invocation.enter();
+            g.bench_function(BenchmarkId::from_parameter(label), |b| {
+                b.iter(|| one_call(&rt, &c, Call::GetItem))
+            });
+        });
+    }
+    g.finish();
+}
+
+/// This thread held to the first CPU it may run on, and what it had before
+/// restored on drop.
+#[cfg(target_os = "linux")]
+struct Pinned(libc::cpu_set_t);
+
+#[cfg(target_os = "linux")]
+impl Pinned {
+    fn to_one_cpu() -> Option<Pinned> {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: an all-zero `cpu_set_t` is the empty set.
+        let mut before: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `before` is a `cpu_set_t` of `size` bytes; 0 is this thread.
+        if unsafe { libc::sched_getaffinity(0, size, &mut before) } != 0 {
+            return None;
+        }
+        // SAFETY: `before` was filled in above; the index is below its capacity.
+        let first =
+            (0..libc::CPU_SETSIZE as usize).find(|&i| unsafe { libc::CPU_ISSET(i, &before) })?;
+        // SAFETY: as for `before`.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `first` is below the set's capacity; `one` is a valid set of `size` bytes.
+        let set = unsafe {
+            libc::CPU_SET(first, &mut one);
+            libc::sched_setaffinity(0, size, &one)
+        };
+        (set == 0).then_some(Pinned(before))
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // SAFETY: the set read when pinning, of its own size; 0 is this thread.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
+    }
+}
+
 fn sdk_call(c: &mut Criterion) {
     // SAFETY: first thing the benchmark does; no other thread runs yet.
     unsafe { xray_bench::sdk::lambda_environment() };
     measure(c, Call::GetItem, "get_item");
     measure(c, Call::Query, "query_1mb");
+    #[cfg(target_os = "linux")]
+    one_cpu(c);
 }
 
 criterion_group! {
