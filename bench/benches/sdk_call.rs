@@ -86,10 +86,11 @@ fn measure(c: &mut Criterion, call: Call, name: &str) {
     g.finish();
 }
 
-/// The baseline and the traced call with every thread on one CPU, as in a
-/// Lambda function under 1,769 MB (less than one vCPU): there the sender's
-/// and the daemon's work, and the caches they leave behind, land on the
-/// caller's CPU, which two CPUs hide.
+/// The baseline and the traced call on one CPU, as in a Lambda function
+/// under 1,769 MB (less than one vCPU): there the sender's and the daemon's
+/// work, and the caches they leave behind, land on the caller's CPU, which
+/// two CPUs hide. This thread is pinned, and the threads it then makes (the
+/// daemon's, the sender's) inherit the pin; those made before it are not.
 #[cfg(target_os = "linux")]
 fn one_cpu(c: &mut Criterion) {
     let Some(_pinned) = Pinned::to_one_cpu() else {
@@ -100,25 +101,24 @@ fn one_cpu(c: &mut Criterion) {
     let rt = runtime();
     // Made after pinning: the daemon's and the sender's threads inherit it.
     let daemon = Daemon::counting();
-    let xray = XRaySubscriber::builder()
-        .daemon(daemon.addr())
-        .lambda(true)
-        .report_errors(false)
-        .build()
-        .unwrap();
-    let variants = [
-        (
-            "a_registry_noop",
-            Dispatch::new(tracing_subscriber::registry().with(NoOp)),
-            false,
-        ),
-        (
-            "d_subscriber_and_interceptor",
-            Dispatch::new(tracing_subscriber::registry().with(xray)),
-            true,
-        ),
+    // Each made when its turn comes: the traced variant's sender does not
+    // share the CPU while the baseline is measured.
+    let noop = || Dispatch::new(tracing_subscriber::registry().with(NoOp));
+    let xray = || {
+        let layer = XRaySubscriber::builder()
+            .daemon(daemon.addr())
+            .lambda(true)
+            .report_errors(false)
+            .build()
+            .unwrap();
+        Dispatch::new(tracing_subscriber::registry().with(layer))
+    };
+    let variants: [(&str, &dyn Fn() -> Dispatch, bool); 2] = [
+        ("a_registry_noop", &noop, false),
+        ("d_subscriber_and_interceptor", &xray, true),
     ];
-    for (label, dispatch, interceptor) in variants {
+    for (label, make, interceptor) in variants {
+        let dispatch = make();
         let c = client(Call::GetItem, interceptor);
         tracing::dispatcher::with_default(&dispatch, || {
             let invocation = invocation();

@@ -226,7 +226,7 @@ const SMALL_STR: u8 = 4;
 /// Most spans' fields are ids and counts or short words, and a record
 /// saved is a slot of the ring the caller does not write.
 #[derive(Clone, Copy)]
-#[repr(C, packed(4))]
+#[repr(C)]
 pub struct Small {
     name: StaticName,
     kind: u8,
@@ -284,8 +284,7 @@ impl Small {
 
     /// The field's name.
     pub fn name(&self) -> &'static str {
-        let name = self.name;
-        name.as_str()
+        self.name.as_str()
     }
 
     /// The field's value, as an [`Body::Attr`] record would carry it.
@@ -394,8 +393,8 @@ pub enum Body {
     },
     /// More bytes of the span's latest string value.
     More(Chunk),
-    /// One or two `metadata.default` fields (see [`Small`]), as two
-    /// [`Body::Attr`] records would set them.
+    /// One or two `metadata.default` fields (see [`Small`]), as one or two
+    /// [`Body::Attr`] records would set them, in order.
     Pair(Small, Option<Small>),
     /// The span ended.
     Close {
@@ -543,7 +542,7 @@ mod tests {
             }
         }
         for text in [
-            "", "a", "ab", "abc", "abcd", "abcde", "abcdefg", "12345678", "é中", "😀😀",
+            "", "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "12345678", "é中", "😀😀",
         ] {
             let small = Small::text("k", text).expect("at most eight bytes");
             let Value::Str(inline) = small.value() else {

@@ -48,15 +48,16 @@ const PASSES: usize = 16;
 /// enqueued before it, then enough for its ends of traces to be due.
 const SETTLE_PASSES: usize = 1 + END_WAIT as usize;
 
-/// The pause between passes while records keep coming (it doubles, up to
-/// the builder's `max_idle`, while none do). On a machine with one CPU (a
-/// Lambda function under 1,769 MB), each wake-up of this thread costs the
-/// caller's thread far more than the pass itself: it comes back to caches
-/// the sender has filled. A traced GetItem there (`sdk_call_one_cpu` in
-/// `bench/`) added 25 µs at 500 µs, 19.5 at 1 ms and 16.5 at 2 ms. Nothing
-/// waits on the pause: a flush, a half-full ring and a Lambda deadline's
-/// 50 ms margin all come before it, and documents reach the daemon at most
-/// 2 ms later.
+/// The pause between passes while records keep coming; while none do it
+/// doubles, up to the builder's `max_idle` (2, 4, 8, 10 ms by default). On
+/// a machine with one CPU (a Lambda function under 1,769 MB), each wake-up
+/// of this thread costs the caller's thread more than the pass itself: it
+/// comes back to caches the sender has filled. With every thread on one
+/// CPU, tracing 20,000 GetItem calls (`bench/examples/profile_sdk_call.rs`
+/// under `taskset -c 0`) added 25 µs of CPU a call with a 500 µs pause,
+/// 19.5 with 1 ms and 16.5 with 2 ms. Nothing needs the pause shorter: a
+/// flush, a half-full ring and shutdown wake the sender, and a Lambda
+/// deadline's 50 ms margin is longer than the default `max_idle`.
 const BUSY_PAUSE: Duration = Duration::from_millis(2);
 
 /// How long a transport may take to finish what it holds when the sender

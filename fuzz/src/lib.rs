@@ -159,6 +159,27 @@ fn small(
     })
 }
 
+/// Applies a [`Body::Pair`] of `first` and `second` to span `id`, and
+/// expects what they set.
+fn pair(
+    c: &mut Assembler<Capture>,
+    id: SegmentId,
+    mine: &mut Vec<(&'static str, serde_json::Value)>,
+    first: (Small, Option<String>),
+    second: Option<(Small, Option<String>)>,
+) {
+    c.apply(&Record::new(
+        id,
+        Body::Pair(first.0, second.as_ref().map(|s| s.0)),
+    ));
+    for (f, text) in std::iter::once(first).chain(second) {
+        mine.retain(|(kk, _)| *kk != f.name());
+        if let Some(t) = text {
+            mine.push((f.name(), serde_json::Value::String(t)));
+        }
+    }
+}
+
 /// A text made of JSON's tokens, so that valid and nearly valid JSON (an
 /// extra comma, an unclosed list) both come up often.
 fn json_like(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
@@ -251,9 +272,11 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
             },
         ));
         let mut mine: Vec<(&'static str, serde_json::Value)> = Vec::new();
+        let mut pending = None;
         for _ in 0..u.int_in_range(0..=40usize)? {
             let k = KEYS[u.choose_index(KEYS.len())?];
-            let key = match u.int_in_range(0..=12u8)? {
+            let draw = u.int_in_range(0..=12u8)?;
+            let key = match draw {
                 0 => Key::Annotation(k),
                 1 => Key::Aws(k),
                 2 => Key::Http(HttpField::Status),
@@ -279,29 +302,19 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
                 }
                 _ => Key::Metadata(k),
             };
-            if let Key::Metadata(k) = key
-                && u.ratio(1, 4)?
-            {
-                // Two small fields in one record, or one alone.
-                let first = small(u, k)?;
-                let second = match u.arbitrary()? {
-                    true => {
-                        let k = KEYS[u.choose_index(KEYS.len())?];
-                        Some(small(u, k)?)
-                    }
-                    false => None,
-                };
-                c.apply(&Record::new(
-                    id,
-                    Body::Pair(first.0, second.as_ref().map(|s| s.0)),
-                ));
-                for (f, text) in std::iter::once(first).chain(second) {
-                    mine.retain(|(kk, _)| *kk != f.name());
-                    if let Some(t) = text {
-                        mine.push((f.name(), serde_json::Value::String(t)));
-                    }
+            if draw == 12 {
+                // Drawn 12: a small field, two to a record as the layer sends
+                // a plain span's (the same bytes as any field, read as one).
+                let field = small(u, k)?;
+                match pending.take() {
+                    Some(first) => pair(c, id, &mut mine, first, Some(field)),
+                    None => pending = Some(field),
                 }
                 continue;
+            }
+            // Any other record: a small field waiting goes first, alone.
+            if let Some(first) = pending.take() {
+                pair(c, id, &mut mine, first, None);
             }
             let (v, text) = value(u)?;
             match text {
@@ -329,6 +342,9 @@ fn build_document(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbit
                     }
                 }
             }
+        }
+        if let Some(last) = pending {
+            pair(c, id, &mut mine, last, None);
         }
         ids.push(id);
         expect.push(mine);
@@ -456,18 +472,6 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
                     trace: TraceId::from_parts(1, 2, u.arbitrary()?),
                 },
             )),
-            3 if u.ratio(1, 4)? => {
-                let k = KEYS[u.choose_index(KEYS.len())?];
-                let first = small(u, k)?.0;
-                let second = match u.arbitrary()? {
-                    true => {
-                        let k = KEYS[u.choose_index(KEYS.len())?];
-                        Some(small(u, k)?.0)
-                    }
-                    false => None,
-                };
-                c.apply(&Record::new(span, Body::Pair(first, second)));
-            }
             3 => {
                 let k = KEYS[u.choose_index(KEYS.len())?];
                 let (v, text) = value(u)?;
@@ -496,7 +500,14 @@ fn drive_table(c: &mut Assembler<Capture>, u: &mut Unstructured<'_>) -> arbitrar
                             }
                         }
                     }
-                    None => c.apply(&Record::new(span, Body::Attr { key, value: v })),
+                    // A plain span's number travels in a pair (alone here).
+                    None => match key {
+                        Key::Metadata(k) => {
+                            let small = Small::new(k, v).unwrap_or_else(|| unreachable!());
+                            c.apply(&Record::new(span, Body::Pair(small, None)))
+                        }
+                        _ => c.apply(&Record::new(span, Body::Attr { key, value: v })),
+                    },
                 }
             }
             4 | 5 => c.apply(&Record::new(

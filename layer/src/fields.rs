@@ -194,7 +194,10 @@ impl Visit for UserFields<'_, '_> {
 
 /// Pushes the fields of a span whose callsite's fields are all plain
 /// ([`is_plain`]): each to `metadata.default`, as it is; numbers, booleans
-/// and short strings two to a record ([`Body::Pair`]).
+/// and short strings two to a record ([`Body::Pair`]). A small field can
+/// wait for its partner behind longer ones, so fields may reach the sender
+/// in another order than the span gave them; the one order that shows in
+/// the document, which of two fields of the same name wins, is kept.
 pub(crate) struct PlainFields<'a, 'b> {
     out: &'a mut Batch<'b>,
     span: SegmentId,
@@ -203,7 +206,8 @@ pub(crate) struct PlainFields<'a, 'b> {
 }
 
 impl<'a, 'b> PlainFields<'a, 'b> {
-    /// Records `values` of span `span` into `out`.
+    /// Records `values` of span `span` into `out`; a small field left
+    /// without a partner goes last, alone.
     #[inline]
     pub(crate) fn record(out: &'a mut Batch<'b>, span: SegmentId, values: &impl RecordFields) {
         let mut fields = PlainFields {
@@ -228,11 +232,26 @@ impl<'a, 'b> PlainFields<'a, 'b> {
         }
     }
 
+    /// Before a field that is not small: a waiting one of the same name
+    /// goes first, so that the later value still wins (`tracing` lets a span
+    /// name a field twice).
+    #[inline]
+    fn before_large(&mut self, name: &str) {
+        if let Some(waiting) = self.pending
+            && waiting.name() == name
+        {
+            self.pending = None;
+            self.out
+                .push(Record::new(self.span, Body::Pair(waiting, None)));
+        }
+    }
+
     #[inline]
     fn value(&mut self, field: &Field, value: Value) {
         match Small::new(field.name(), value) {
             Some(small) => self.small(small),
             None => {
+                self.before_large(field.name());
                 self.out
                     .push(attr(self.span, Key::Metadata(field.name()), value));
             }
@@ -257,6 +276,7 @@ impl Visit for PlainFields<'_, '_> {
         match Small::text(field.name(), value) {
             Some(small) => self.small(small),
             None => {
+                self.before_large(field.name());
                 self.out
                     .push_str(self.span, Key::Metadata(field.name()), value);
             }

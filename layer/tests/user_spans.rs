@@ -198,4 +198,19 @@ fn plain_fields_of_every_kind_arrive_as_recorded_two_small_ones_to_a_record() {
     assert_eq!((m["a"].clone(), m["b"].clone()), (1.into(), 2.into()));
     assert_eq!(m["c"], "three");
     assert_eq!(records - bare, 2, "a pair and one alone");
+
+    // A field named twice: the later value wins, small or not.
+    let (docs, _) = recorded(1, || {
+        let _s = info_span!(
+            "twice",
+            k = 1u64,
+            k = "a value too long to pair",
+            j = "another long value",
+            j = 2u64
+        )
+        .entered();
+    });
+    let m = &docs[0]["metadata"]["default"];
+    assert_eq!(m["k"], "a value too long to pair");
+    assert_eq!(m["j"], 2);
 }

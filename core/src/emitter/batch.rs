@@ -2,9 +2,9 @@
 //!
 //! A push on its own finds this thread's ring (a thread-local lookup and a
 //! borrow) and publishes the record (a store the sender's core has to
-//! fetch back). A span with two fields is three records; pushed as a batch
-//! they cost one lookup and one publish, and the sender sees the span
-//! whole or not at all.
+//! fetch back). A span's open record and its fields are several records;
+//! pushed as a batch they cost one lookup and one publish, and the sender
+//! sees the span whole or not at all.
 
 use std::sync::atomic::Ordering;
 
