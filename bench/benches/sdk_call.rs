@@ -23,6 +23,17 @@ use xray_bench::sdk::{Call, client, one_call, runtime};
 use xray_bench::spans::{NoOp, invocation};
 use xray_testkit::Daemon;
 
+/// `Registry` + `XRaySubscriber` as in Lambda, sending to `daemon`.
+fn traced(daemon: &Daemon) -> Dispatch {
+    let layer = XRaySubscriber::builder()
+        .daemon(daemon.addr())
+        .lambda(true)
+        .report_errors(false)
+        .build()
+        .unwrap();
+    Dispatch::new(tracing_subscriber::registry().with(layer))
+}
+
 fn measure(c: &mut Criterion, call: Call, name: &str) {
     let mut g = c.benchmark_group(format!("sdk_call/{name}"));
     if call == Call::Query {
@@ -30,15 +41,7 @@ fn measure(c: &mut Criterion, call: Call, name: &str) {
     }
     let rt = runtime();
     let daemon = Daemon::counting();
-    let xray = || {
-        let layer = XRaySubscriber::builder()
-            .daemon(daemon.addr())
-            .lambda(true)
-            .report_errors(false)
-            .build()
-            .unwrap();
-        Dispatch::new(tracing_subscriber::registry().with(layer))
-    };
+    let xray = || traced(&daemon);
     let noop = || Dispatch::new(tracing_subscriber::registry().with(NoOp));
     let variants: [(&str, Dispatch, bool); 4] = [
         ("a_registry_noop", noop(), false),
@@ -104,15 +107,7 @@ fn one_cpu(c: &mut Criterion) {
     // Each made when its turn comes: the traced variant's sender does not
     // share the CPU while the baseline is measured.
     let noop = || Dispatch::new(tracing_subscriber::registry().with(NoOp));
-    let xray = || {
-        let layer = XRaySubscriber::builder()
-            .daemon(daemon.addr())
-            .lambda(true)
-            .report_errors(false)
-            .build()
-            .unwrap();
-        Dispatch::new(tracing_subscriber::registry().with(layer))
-    };
+    let xray = || traced(&daemon);
     let variants: [(&str, &dyn Fn() -> Dispatch, bool); 2] = [
         ("a_registry_noop", &noop, false),
         ("d_subscriber_and_interceptor", &xray, true),
