@@ -196,6 +196,19 @@ pub struct Inline {
 }
 
 impl Inline {
+    /// `first`, the first bytes (at most [`INLINE`]) of a value of `total`
+    /// bytes, which the producer `cut` or not.
+    #[inline]
+    fn new(first: &[u8], total: usize, cut: bool) -> Inline {
+        let mut inline = Inline {
+            total: total as u16 | if cut { CUT } else { 0 },
+            len: first.len() as u8,
+            bytes: [0; INLINE],
+        };
+        inline.bytes[..first.len()].copy_from_slice(first);
+        inline
+    }
+
     /// Bytes of the value carried here.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
@@ -222,9 +235,8 @@ const SMALL_BOOL: u8 = 3;
 const SMALL_STR: u8 = 4;
 
 /// A `metadata.default` field whose value is a number, a boolean or a
-/// string of at most [`SMALL`] bytes: two fit in one [`Body::Pair`] record.
-/// Most spans' fields are ids and counts or short words, and a record
-/// saved is a slot of the ring the caller does not write.
+/// string of at most [`SMALL`] bytes: two fit in one [`Body::Pair`] record,
+/// and a record saved is a slot of the ring the caller does not write.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Small {
@@ -297,13 +309,7 @@ impl Small {
             SMALL_BOOL => Value::Bool(bits != 0),
             _ => {
                 let len = usize::from(self.len).min(SMALL);
-                let mut inline = Inline {
-                    total: len as u16,
-                    len: len as u8,
-                    bytes: [0; INLINE],
-                };
-                inline.bytes[..len].copy_from_slice(&self.bytes[..len]);
-                Value::Str(inline)
+                Value::Str(Inline::new(&self.bytes[..len], len, false))
             }
         }
     }
@@ -470,12 +476,7 @@ impl Record {
         };
         let bytes = value.as_bytes();
         let first = bytes.len().min(INLINE);
-        let mut inline = Inline {
-            total: bytes.len() as u16 | if cut { CUT } else { 0 },
-            len: first as u8,
-            bytes: [0; INLINE],
-        };
-        inline.bytes[..first].copy_from_slice(&bytes[..first]);
+        let inline = Inline::new(&bytes[..first], bytes.len(), cut);
         let value = if json {
             Value::Json(inline)
         } else {
