@@ -506,13 +506,23 @@ fn open(addr: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
-/// FNV-1a over the first bytes of a datagram, as an error queue returns them.
+/// A hash of the first bytes of a datagram, as an error queue returns them.
+/// Eight bytes a step: a byte-wise hash cost the sender ~800 instructions a
+/// datagram, for a value only a late refusal ever reads.
 fn fingerprint(d: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in &d[..d.len().min(FINGERPRINT_BYTES)] {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let d = &d[..d.len().min(FINGERPRINT_BYTES)];
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(29);
+    let mut words = d.chunks_exact(8);
+    let mut h = mix(K, d.len() as u64);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = mix(h, u64::from_le_bytes(b));
     }
-    h | 1
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    mix(h, u64::from_le_bytes(tail)) | 1
 }
 
 /// Asks the kernel to queue ICMP errors with the datagram they are about.

@@ -131,3 +131,26 @@ fn one_send_each_counts_every_refusal_once() {
     assert!(ok <= 10, "{ok} of 200 refused datagrams counted sent");
     assert_eq!(errors, failed, "each refusal counted once");
 }
+
+/// A late refusal is matched to its datagram by fingerprint: any byte that
+/// an error queue returns must tell two datagrams apart, and nothing after
+/// the bytes it returns may.
+#[test]
+fn fingerprints_tell_apart_every_byte_they_cover() {
+    let base: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
+    for len in [0, 1, 7, 8, 9, 63, 64, 255, 256, 300] {
+        let d = &base[..len];
+        assert_eq!(fingerprint(d) & 1, 1, "0 means none");
+        for i in 0..len.min(FINGERPRINT_BYTES) {
+            let mut other = d.to_vec();
+            other[i] ^= 0x20;
+            assert_ne!(fingerprint(d), fingerprint(&other), "len {len}, byte {i}");
+        }
+        if (1..=FINGERPRINT_BYTES).contains(&len) {
+            assert_ne!(fingerprint(d), fingerprint(&d[..len - 1]), "len {len}");
+        }
+    }
+    let mut longer = base.clone();
+    longer[FINGERPRINT_BYTES + 1] ^= 1;
+    assert_eq!(fingerprint(&base), fingerprint(&longer));
+}
