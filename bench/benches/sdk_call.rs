@@ -94,73 +94,49 @@ fn measure(c: &mut Criterion, call: Call, name: &str) {
 /// work, and the caches they leave behind, land on the caller's CPU, which
 /// two CPUs hide. This thread is pinned, and the threads it then makes (the
 /// daemon's, the sender's) inherit the pin; those made before it are not.
+/// Between them, (b): the untraced call plus the traced call's datagram,
+/// sent alone as the sender would send it: the protocol's share.
 #[cfg(target_os = "linux")]
 fn one_cpu(c: &mut Criterion) {
+    use xray_bench::one_cpu::{DatagramsAlone, Pinned, get_item_datagram};
+    let rt = runtime();
+    let datagram = get_item_datagram(&rt);
     let Some(_pinned) = Pinned::to_one_cpu() else {
         eprintln!("sdk_call_one_cpu: the affinity cannot be set here; skipped");
         return;
     };
     let mut g = c.benchmark_group("sdk_call_one_cpu/get_item");
-    let rt = runtime();
     // Made after pinning: the daemon's and the sender's threads inherit it.
     let daemon = Daemon::counting();
-    // Each made when its turn comes: the traced variant's sender does not
-    // share the CPU while the baseline is measured.
     let noop = || Dispatch::new(tracing_subscriber::registry().with(NoOp));
-    let xray = || traced(&daemon);
-    let variants: [(&str, &dyn Fn() -> Dispatch, bool); 2] = [
-        ("a_registry_noop", &noop, false),
-        ("d_subscriber_and_interceptor", &xray, true),
-    ];
-    for (label, make, interceptor) in variants {
-        let dispatch = make();
-        let c = client(Call::GetItem, interceptor);
-        tracing::dispatcher::with_default(&dispatch, || {
-            let invocation = invocation();
-            let _in = invocation.enter();
-            g.bench_function(BenchmarkId::from_parameter(label), |b| {
-                b.iter(|| one_call(&rt, &c, Call::GetItem))
-            });
+    let plain = client(Call::GetItem, false);
+    // Each made when its turn comes: no other variant's thread shares the
+    // CPU while one is measured.
+    tracing::dispatcher::with_default(&noop(), || {
+        let invocation = invocation();
+        let _in = invocation.enter();
+        g.bench_function(BenchmarkId::from_parameter("a_registry_noop"), |b| {
+            b.iter(|| one_call(&rt, &plain, Call::GetItem))
         });
-    }
+        let alone = DatagramsAlone::start(daemon.addr(), datagram.clone());
+        g.bench_function(BenchmarkId::from_parameter("b_datagrams_alone"), |b| {
+            b.iter(|| {
+                one_call(&rt, &plain, Call::GetItem);
+                alone.one();
+            })
+        });
+    });
+    let dispatch = traced(&daemon);
+    let c = client(Call::GetItem, true);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let invocation = invocation();
+        let _in = invocation.enter();
+        g.bench_function(
+            BenchmarkId::from_parameter("d_subscriber_and_interceptor"),
+            |b| b.iter(|| one_call(&rt, &c, Call::GetItem)),
+        );
+    });
     g.finish();
-}
-
-/// This thread held to the first CPU it may run on, and what it had before
-/// restored on drop.
-#[cfg(target_os = "linux")]
-struct Pinned(libc::cpu_set_t);
-
-#[cfg(target_os = "linux")]
-impl Pinned {
-    fn to_one_cpu() -> Option<Pinned> {
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        // SAFETY: an all-zero `cpu_set_t` is the empty set.
-        let mut before: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `before` is a `cpu_set_t` of `size` bytes; 0 is this thread.
-        if unsafe { libc::sched_getaffinity(0, size, &mut before) } != 0 {
-            return None;
-        }
-        // SAFETY: `before` was filled in above; the index is below its capacity.
-        let first =
-            (0..libc::CPU_SETSIZE as usize).find(|&i| unsafe { libc::CPU_ISSET(i, &before) })?;
-        // SAFETY: as for `before`.
-        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `first` is below the set's capacity; `one` is a valid set of `size` bytes.
-        let set = unsafe {
-            libc::CPU_SET(first, &mut one);
-            libc::sched_setaffinity(0, size, &one)
-        };
-        (set == 0).then_some(Pinned(before))
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for Pinned {
-    fn drop(&mut self) {
-        // SAFETY: the set read when pinning, of its own size; 0 is this thread.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
-    }
 }
 
 fn sdk_call(c: &mut Criterion) {

@@ -1,6 +1,7 @@
 //! Shared pieces of the benchmarks.
 
 pub mod aws_call;
+pub mod one_cpu;
 pub mod sampling;
 pub mod sdk;
 pub mod spans;
