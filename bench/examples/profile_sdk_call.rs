@@ -2,7 +2,10 @@
 //! environment `lambda_runtime` sets), for
 //! instruction counts under callgrind: `noop` (Registry + no-op layer, plain
 //! client), `layer` (+ XRaySubscriber), `interceptor` (+ XRayInterceptor
-//! only), `both`; `get` (small GetItem) or `query` (1 MB page).
+//! only), `both`; `get` (small GetItem) or `query` (1 MB page); a fourth
+//! argument `unread` sends the datagrams to a socket that nobody reads,
+//! leaving out the daemon's wake-ups (for whole-process CPU on one CPU:
+//! `taskset -c 0 /usr/bin/time … 20000 layer get unread`).
 //!
 //! ```text
 //! cargo build --release -p xray-bench --example profile_sdk_call
@@ -25,10 +28,17 @@ fn main() {
         Some("query") => Call::Query,
         _ => Call::GetItem,
     };
+    let unread = args.next().as_deref() == Some("unread");
     // SAFETY: first thing the program does; no other thread runs yet.
     unsafe { xray_bench::sdk::lambda_environment() };
     let rt = runtime();
     let sink = xray_testkit::Daemon::counting();
+    let nobody = std::net::UdpSocket::bind("127.0.0.1:0").expect("a socket");
+    let daemon = if unread {
+        nobody.local_addr().expect("its address")
+    } else {
+        sink.addr()
+    };
     let interceptor = matches!(which.as_str(), "interceptor" | "both");
     let c = client(call, interceptor);
     let run = || {
@@ -41,7 +51,7 @@ fn main() {
     };
     if matches!(which.as_str(), "layer" | "both") {
         let layer = XRaySubscriber::builder()
-            .daemon(sink.addr())
+            .daemon(daemon)
             .lambda(true)
             .build()
             .unwrap();

@@ -20,7 +20,8 @@ use crate::sdk::{Call, client, one_call};
 use crate::spans::invocation;
 
 /// How long `XRaySubscriber`'s sender pauses between passes while spans
-/// keep coming (its `BUSY_PAUSE`).
+/// keep coming: its `BUSY_PAUSE` (private to `xray-emitter`'s sender; keep
+/// the two in step).
 pub const SENDER_PAUSE: Duration = Duration::from_millis(2);
 
 /// One datagram exactly as the traced GetItem of the benchmarks sends it
@@ -43,7 +44,9 @@ pub fn get_item_datagram(runtime: &tokio::runtime::Runtime) -> Vec<u8> {
     });
     let _ = handle.flush(Duration::from_secs(5));
     daemon.wait_until(Duration::from_secs(5), |d| !d.is_empty());
-    daemon.take().pop().expect("the traced call's datagram")
+    let mut sent = daemon.take();
+    assert_eq!(sent.len(), 1, "a traced GetItem sends one datagram");
+    sent.pop().expect("the traced call's datagram")
 }
 
 /// A thread that sends one copy of a datagram for each [`DatagramsAlone::one`]
@@ -106,10 +109,12 @@ fn send_copies(socket: &UdpSocket, datagram: &[u8], n: u64) -> u64 {
         iov_base: datagram.as_ptr() as *mut libc::c_void,
         iov_len: datagram.len(),
     };
+    // One pointer shared by every header.
+    let iov = &raw mut iov;
     // SAFETY: an all-zero `mmsghdr` is valid (no name, no control data).
     let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
     for m in &mut msgs[..k] {
-        m.msg_hdr.msg_iov = &mut iov;
+        m.msg_hdr.msg_iov = iov;
         m.msg_hdr.msg_iovlen = 1;
     }
     // SAFETY: `k` initialized headers, each pointing at `iov`, which points at

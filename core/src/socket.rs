@@ -507,8 +507,8 @@ fn open(addr: SocketAddr) -> io::Result<Socket> {
 }
 
 /// A hash of the first bytes of a datagram, as an error queue returns them.
-/// Eight bytes a step: a byte-wise hash cost the sender ~800 instructions a
-/// datagram, for a value only a late refusal ever reads.
+/// Eight bytes a step: a byte-wise hash cost the sender ~700 more
+/// instructions a datagram, for a value only a late refusal ever reads.
 fn fingerprint(d: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let d = &d[..d.len().min(FINGERPRINT_BYTES)];

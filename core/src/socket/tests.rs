@@ -132,9 +132,10 @@ fn one_send_each_counts_every_refusal_once() {
     assert_eq!(errors, failed, "each refusal counted once");
 }
 
-/// A late refusal is matched to its datagram by fingerprint: any byte that
-/// an error queue returns must tell two datagrams apart, and nothing after
-/// the bytes it returns may.
+/// A late refusal is matched to its datagram by fingerprint: any of the
+/// first `FINGERPRINT_BYTES` bytes must tell two datagrams apart, and
+/// nothing after them may — the error queue returns more of a datagram than
+/// that, or all of a shorter one.
 #[test]
 fn fingerprints_tell_apart_every_byte_they_cover() {
     let base: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -151,6 +152,10 @@ fn fingerprints_tell_apart_every_byte_they_cover() {
         }
     }
     let mut longer = base.clone();
-    longer[FINGERPRINT_BYTES + 1] ^= 1;
+    longer[FINGERPRINT_BYTES] ^= 1;
     assert_eq!(fingerprint(&base), fingerprint(&longer));
+    // A returned payload cut at another length than the datagram still matches.
+    let whole = fingerprint(&base);
+    assert_eq!(whole, fingerprint(&base[..FINGERPRINT_BYTES]));
+    assert_eq!(whole, fingerprint(&base[..FINGERPRINT_BYTES + 1]));
 }
