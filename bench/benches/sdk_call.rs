@@ -18,21 +18,9 @@ use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_core::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_xray::XRaySubscriber;
-use xray_bench::sdk::{Call, client, one_call, runtime};
+use xray_bench::sdk::{Call, client, one_call, runtime, traced};
 use xray_bench::spans::{NoOp, invocation};
 use xray_testkit::Daemon;
-
-/// `Registry` + `XRaySubscriber` as in Lambda, sending to `daemon`.
-fn traced(daemon: &Daemon) -> Dispatch {
-    let layer = XRaySubscriber::builder()
-        .daemon(daemon.addr())
-        .lambda(true)
-        .report_errors(false)
-        .build()
-        .unwrap();
-    Dispatch::new(tracing_subscriber::registry().with(layer))
-}
 
 fn measure(c: &mut Criterion, call: Call, name: &str) {
     let mut g = c.benchmark_group(format!("sdk_call/{name}"));
@@ -41,7 +29,7 @@ fn measure(c: &mut Criterion, call: Call, name: &str) {
     }
     let rt = runtime();
     let daemon = Daemon::counting();
-    let xray = || traced(&daemon);
+    let xray = || traced(daemon.addr());
     let noop = || Dispatch::new(tracing_subscriber::registry().with(NoOp));
     let variants: [(&str, Dispatch, bool); 4] = [
         ("a_registry_noop", noop(), false),
@@ -108,11 +96,11 @@ fn one_cpu(c: &mut Criterion) {
     let mut g = c.benchmark_group("sdk_call_one_cpu/get_item");
     // Made after pinning: the daemon's and the sender's threads inherit it.
     let daemon = Daemon::counting();
-    let noop = || Dispatch::new(tracing_subscriber::registry().with(NoOp));
+    let noop = Dispatch::new(tracing_subscriber::registry().with(NoOp));
     let plain = client(Call::GetItem, false);
     // Each made when its turn comes: no other variant's thread shares the
     // CPU while one is measured.
-    tracing::dispatcher::with_default(&noop(), || {
+    tracing::dispatcher::with_default(&noop, || {
         let invocation = invocation();
         let _in = invocation.enter();
         g.bench_function(BenchmarkId::from_parameter("a_registry_noop"), |b| {
@@ -136,7 +124,7 @@ fn one_cpu(c: &mut Criterion) {
             );
         }
     });
-    let dispatch = traced(&daemon);
+    let dispatch = traced(daemon.addr());
     let c = client(Call::GetItem, true);
     tracing::dispatcher::with_default(&dispatch, || {
         let invocation = invocation();

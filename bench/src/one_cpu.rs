@@ -12,11 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tracing_core::Dispatch;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_xray::XRaySubscriber;
-
-use crate::sdk::{Call, client, one_call};
+use crate::sdk::{Call, client, one_call, traced};
 use crate::spans::invocation;
 
 /// How long `XRaySubscriber`'s sender pauses between passes while spans
@@ -28,21 +24,12 @@ pub const SENDER_PAUSE: Duration = Duration::from_millis(2);
 /// (header line and document), caught by a recording daemon.
 pub fn get_item_datagram(runtime: &tokio::runtime::Runtime) -> Vec<u8> {
     let daemon = xray_testkit::Daemon::start();
-    let layer = XRaySubscriber::builder()
-        .daemon(daemon.addr())
-        .lambda(true)
-        .report_errors(false)
-        .build()
-        .expect("a layer");
-    let handle = layer.handle();
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let c = client(Call::GetItem, true);
-    tracing::dispatcher::with_default(&dispatch, || {
+    tracing::dispatcher::with_default(&traced(daemon.addr()), || {
         let invocation = invocation();
         let _in = invocation.enter();
         one_call(runtime, &c, Call::GetItem);
     });
-    let _ = handle.flush(Duration::from_secs(5));
     daemon.wait_until(Duration::from_secs(5), |d| !d.is_empty());
     let mut sent = daemon.take();
     assert_eq!(sent.len(), 1, "a traced GetItem sends one datagram");

@@ -7,6 +7,8 @@ use std::hint::black_box;
 
 use aws_sdk_dynamodb::config::SharedInterceptor;
 use aws_sdk_dynamodb::types::AttributeValue;
+use tracing_core::Dispatch;
+use tracing_subscriber::layer::SubscriberExt;
 
 /// Which call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +87,18 @@ fn call_once(runtime: &tokio::runtime::Runtime, client: &aws_sdk_dynamodb::Clien
             }
         }
     });
+}
+
+/// `Registry` + `XRaySubscriber` as in Lambda, sending to `daemon`. Closing
+/// the invocation span inside it waits until its documents are sent.
+pub fn traced(daemon: std::net::SocketAddr) -> Dispatch {
+    let layer = tracing_xray::XRaySubscriber::builder()
+        .daemon(daemon)
+        .lambda(true)
+        .report_errors(false)
+        .build()
+        .expect("a layer");
+    Dispatch::new(tracing_subscriber::registry().with(layer))
 }
 
 /// The runtime the calls run on: the caller's thread, as in a Lambda handler
